@@ -1,0 +1,301 @@
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using Procrastinate.Internal;
+using Procrastinate.Internal.Workers;
+using Threading = System.Threading.Tasks;
+
+namespace Procrastinate;
+
+/// <summary>
+/// The entry point: holds the connector and the registered tasks, defers jobs and runs workers.
+/// </summary>
+/// <example>
+/// <code>
+/// var app = new App(new NpgsqlConnector());
+/// var sum = app.Task&lt;SumArgs&gt;("sum", args => File.WriteAllText("myfile", $"{args.A + args.B}"), queue: "sums");
+/// using (app.Open())
+///     sum.Defer(new SumArgs(3, 5));
+/// await app.RunWorkerAsync(new WorkerOptions { Queues = ["sums"] });
+/// </code>
+/// </example>
+public sealed class App : IAsyncDisposable, IDisposable
+{
+    private readonly Dictionary<string, JobTask> _tasksByName = new(StringComparer.Ordinal);
+    private readonly List<JobTask> _tasks = [];
+    private readonly Lock _registrationGate = new();
+
+    /// <summary>Creates an app over <paramref name="connector"/>.</summary>
+    public App(Connector connector, AppOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(connector);
+        Connector = connector;
+        Options = options ?? new AppOptions();
+        Logger = Options.LoggerFactory.CreateLogger("Procrastinate");
+        Schema = new SchemaManager(this);
+        Jobs = new JobManager(this);
+    }
+
+    /// <summary>Where jobs are stored.</summary>
+    public Connector Connector { get; }
+
+    /// <summary>The app's settings.</summary>
+    public AppOptions Options { get; }
+
+    /// <summary>Installs and checks the database schema.</summary>
+    public SchemaManager Schema { get; }
+
+    /// <summary>Operations on existing jobs: status, cancel, abort.</summary>
+    public JobManager Jobs { get; }
+
+    /// <summary>The registered tasks.</summary>
+    public IReadOnlyList<JobTask> Tasks
+    {
+        get
+        {
+            lock (_registrationGate)
+                return [.. _tasks];
+        }
+    }
+
+    internal ILogger Logger { get; }
+
+    // ---- Task registration -------------------------------------------------------------
+
+    /// <summary>Registers a task with a synchronous body.</summary>
+    /// <param name="name">The stable name stored with each job (at most 128 characters).</param>
+    /// <param name="body">Runs each job, on a thread-pool thread.</param>
+    /// <param name="queue">Default queue (<c>default</c> when null); at most 40 bytes.</param>
+    /// <param name="priority">Default priority; higher runs first.</param>
+    /// <param name="lock">Default lock: jobs sharing it run one at a time.</param>
+    /// <param name="queueingLock">Default queueing lock: at most one waiting job per value.</param>
+    /// <param name="aliases">Other names that resolve to this task (for renames).</param>
+    /// <param name="retry">What happens when a run throws; default: no retry.</param>
+    /// <exception cref="ArgumentException">A name is invalid or already registered.</exception>
+    public JobTask<TArgs> Task<TArgs>(string name, Action<TArgs> body, string? queue = null, int priority = 0,
+        string? @lock = null, string? queueingLock = null, IEnumerable<string>? aliases = null, RetryStrategy? retry = null)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        return Register<TArgs>(name, (a, _) => RunSync(() => body(a)), new(queue, priority, @lock, queueingLock, aliases, retry));
+    }
+
+    /// <summary>Registers a task with a synchronous body that reads its <see cref="JobContext"/>.</summary>
+    /// <inheritdoc cref="Task{TArgs}(string, Action{TArgs}, string?, int, string?, string?, IEnumerable{string}?, RetryStrategy?)"/>
+    public JobTask<TArgs> Task<TArgs>(string name, Action<TArgs, JobContext> body, string? queue = null, int priority = 0,
+        string? @lock = null, string? queueingLock = null, IEnumerable<string>? aliases = null, RetryStrategy? retry = null)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        return Register<TArgs>(name, (a, c) => RunSync(() => body(a, c)), new(queue, priority, @lock, queueingLock, aliases, retry));
+    }
+
+    /// <summary>Registers a task with an asynchronous body.</summary>
+    /// <inheritdoc cref="Task{TArgs}(string, Action{TArgs}, string?, int, string?, string?, IEnumerable{string}?, RetryStrategy?)"/>
+    public JobTask<TArgs> Task<TArgs>(string name, Func<TArgs, Threading.Task> body, string? queue = null, int priority = 0,
+        string? @lock = null, string? queueingLock = null, IEnumerable<string>? aliases = null, RetryStrategy? retry = null)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        return Register<TArgs>(name, (a, _) => body(a), new(queue, priority, @lock, queueingLock, aliases, retry));
+    }
+
+    /// <summary>Registers a task with an asynchronous body that reads its <see cref="JobContext"/>.</summary>
+    /// <inheritdoc cref="Task{TArgs}(string, Action{TArgs}, string?, int, string?, string?, IEnumerable{string}?, RetryStrategy?)"/>
+    public JobTask<TArgs> Task<TArgs>(string name, Func<TArgs, JobContext, Threading.Task> body, string? queue = null, int priority = 0,
+        string? @lock = null, string? queueingLock = null, IEnumerable<string>? aliases = null, RetryStrategy? retry = null)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        return Register(name, body, new(queue, priority, @lock, queueingLock, aliases, retry));
+    }
+
+    /// <summary>Registers a task with an asynchronous body taking the context and the job's cancellation token.</summary>
+    /// <inheritdoc cref="Task{TArgs}(string, Action{TArgs}, string?, int, string?, string?, IEnumerable{string}?, RetryStrategy?)"/>
+    public JobTask<TArgs> Task<TArgs>(string name, Func<TArgs, JobContext, CancellationToken, Threading.Task> body, string? queue = null, int priority = 0,
+        string? @lock = null, string? queueingLock = null, IEnumerable<string>? aliases = null, RetryStrategy? retry = null)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        return Register<TArgs>(name, (a, c) => body(a, c, c.CancellationToken), new(queue, priority, @lock, queueingLock, aliases, retry));
+    }
+
+    /// <summary>
+    /// Registers a task written as a handler class. Each job gets an instance from
+    /// <see cref="AppOptions.HandlerActivator"/> (a fresh DI scope with the hosting package).
+    /// </summary>
+    /// <inheritdoc cref="Task{TArgs}(string, Action{TArgs}, string?, int, string?, string?, IEnumerable{string}?, RetryStrategy?)"/>
+    public JobTask<TArgs> Task<TArgs, THandler>(string name, string? queue = null, int priority = 0,
+        string? @lock = null, string? queueingLock = null, IEnumerable<string>? aliases = null, RetryStrategy? retry = null)
+        where THandler : IJobHandler<TArgs> =>
+        Register<TArgs>(name, async (args, context) =>
+        {
+            var lease = Options.HandlerActivator.Activate(typeof(THandler), context);
+            await using (lease.ConfigureAwait(false))
+                await ((THandler)lease.Handler).HandleAsync(args, context, context.CancellationToken).ConfigureAwait(false);
+        }, new(queue, priority, @lock, queueingLock, aliases, retry));
+
+    /// <summary>Finds a task by name or alias.</summary>
+    public JobTask? FindTask(string name)
+    {
+        lock (_registrationGate)
+            return _tasksByName.GetValueOrDefault(name);
+    }
+
+    private static Threading.Task RunSync(Action action) => Threading.Task.Run(action);
+
+    private JobTask<TArgs> Register<TArgs>(string name, Func<TArgs, JobContext, Threading.Task> body, TaskDefaults defaults)
+    {
+        var task = new JobTask<TArgs>(this, name, defaults, body);
+        lock (_registrationGate)
+        {
+            foreach (var key in task.Aliases.Prepend(task.Name))
+                if (_tasksByName.ContainsKey(key))
+                    throw new ArgumentException($"A task named '{key}' is already registered (as a name or an alias).", nameof(name));
+            foreach (var key in task.Aliases.Prepend(task.Name))
+                _tasksByName[key] = task;
+            _tasks.Add(task);
+        }
+        return task;
+    }
+
+    // ---- Opening ----------------------------------------------------------------------
+
+    /// <summary>
+    /// Checks that the database is reachable. Disposing the result closes the connector's pooled
+    /// connections; the app can still be used afterwards (it reconnects on demand).
+    /// </summary>
+    /// <exception cref="Npgsql.NpgsqlException">The database cannot be reached.</exception>
+    public IDisposable Open()
+    {
+        SyncRunner.Run(Connector.OpenAsync(async: false, CancellationToken.None));
+        return new Closer(this);
+    }
+
+    /// <inheritdoc cref="Open"/>
+    public async Threading.Task<IAsyncDisposable> OpenAsync(CancellationToken cancellationToken = default)
+    {
+        await Connector.OpenAsync(async: true, cancellationToken).ConfigureAwait(false);
+        return new Closer(this);
+    }
+
+    private sealed class Closer(App app) : IDisposable, IAsyncDisposable
+    {
+        public void Dispose() => SyncRunner.Run(app.Connector.CloseAsync(async: false));
+
+        public ValueTask DisposeAsync() => app.Connector.CloseAsync(async: true);
+    }
+
+    // ---- Defer by name ----------------------------------------------------------------------
+
+    /// <summary>
+    /// Defers a job by task name with JSON arguments, whether or not the task is registered here
+    /// (for tools and other processes). A registered task's defaults apply.
+    /// </summary>
+    /// <exception cref="ArgumentException">The JSON is malformed or not an object, or a name is invalid.</exception>
+    public long Defer(string taskName, string argsJson, DeferOptions? options = null) =>
+        SyncRunner.Run(DeferOneAsync(BuildByName(taskName, argsJson, options), options, DbTarget.Pool, async: false, CancellationToken.None));
+
+    /// <inheritdoc cref="Defer(string, string, DeferOptions?)"/>
+    public Threading.Task<long> DeferAsync(string taskName, string argsJson, DeferOptions? options = null, CancellationToken cancellationToken = default) =>
+        DeferOneAsync(BuildByName(taskName, argsJson, options), options, DbTarget.Pool, async: true, cancellationToken).AsTask();
+
+    /// <summary>Defers a job by task name inside the caller's transaction.</summary>
+    public Threading.Task<long> DeferAsync(string taskName, string argsJson, NpgsqlTransaction transaction, DeferOptions? options = null, CancellationToken cancellationToken = default) =>
+        DeferOneAsync(BuildByName(taskName, argsJson, options), options, DbTarget.From(transaction), async: true, cancellationToken).AsTask();
+
+    private JobToDefer BuildByName(string taskName, string argsJson, DeferOptions? options)
+    {
+        Names.ValidateTaskName(taskName, nameof(taskName));
+        var json = JsonArgs.ValidateUntrusted(argsJson, Options.MaxArgsBytes);
+        return BuildJob(taskName, json, options, FindTask(taskName));
+    }
+
+    internal JobToDefer BuildJob(string taskName, string argsJson, DeferOptions? options, JobTask? task)
+    {
+        if (options?.ScheduleAt is not null && options.ScheduleIn is not null)
+            throw new ArgumentException("Set ScheduleAt or ScheduleIn, not both.", nameof(options));
+        DateTimeOffset? scheduledAt = options?.ScheduleAt;
+        if (options?.ScheduleIn is { } delay)
+        {
+            var now = Options.TimeProvider.GetUtcNow();
+            scheduledAt = delay >= DateTimeOffset.MaxValue - now ? DateTimeOffset.MaxValue : now + delay;
+        }
+        if (scheduledAt is { } at)
+            scheduledAt = TruncateToMicroseconds(at.ToUniversalTime());
+
+        return new JobToDefer(
+            Queue: Names.ValidateQueue(options?.Queue ?? task?.Queue ?? Names.DefaultQueue, "Queue"),
+            TaskName: taskName,
+            Priority: options?.Priority ?? task?.Priority ?? 0,
+            Lock: Names.ValidateLock(options?.Lock ?? task?.Lock, "lock", "Lock"),
+            QueueingLock: Names.ValidateLock(options?.QueueingLock ?? task?.QueueingLock, "queueing lock", "QueueingLock"),
+            ArgsJson: argsJson,
+            ScheduledAt: scheduledAt);
+    }
+
+    private static DateTimeOffset TruncateToMicroseconds(DateTimeOffset value) =>
+        new(value.Ticks - value.Ticks % 10, value.Offset);
+
+    internal async ValueTask<long> DeferOneAsync(JobToDefer job, DeferOptions? options, DbTarget target, bool async, CancellationToken cancellationToken)
+    {
+        RequireExternalSupport(target);
+        if (options?.IgnoreAlreadyEnqueued == true && job.QueueingLock is not null)
+        {
+            // The waiting job may start between the conflict and the lookup; then try again.
+            for (var attempt = 0; attempt < 5; attempt++)
+            {
+                var (id, inserted) = await Connector.DeferJobOrGetExistingAsync(job, target, async, cancellationToken).ConfigureAwait(false);
+                if (id is { } found)
+                {
+                    Log.JobDeferred(Logger, "job_defer", found, job.TaskName, job.Queue, inserted ? "deferred" : "already enqueued");
+                    return found;
+                }
+            }
+            throw new AlreadyEnqueuedException(job.QueueingLock);
+        }
+        var ids = await Connector.DeferJobsAsync([job], target, async, cancellationToken).ConfigureAwait(false);
+        Log.JobDeferred(Logger, "job_defer", ids[0], job.TaskName, job.Queue, "deferred");
+        return ids[0];
+    }
+
+    internal async ValueTask<IReadOnlyList<long>> DeferBatchAsync(IReadOnlyList<JobToDefer> jobs, DbTarget target, bool async, CancellationToken cancellationToken)
+    {
+        RequireExternalSupport(target);
+        var ids = await Connector.DeferJobsAsync(jobs, target, async, cancellationToken).ConfigureAwait(false);
+        Log.JobsDeferred(Logger, "job_defer", ids.Length);
+        return ids;
+    }
+
+    internal void RequireExternalSupport(DbTarget target)
+    {
+        if (target.IsExternal && !Connector.SupportsExternalConnections)
+            throw new NotSupportedException($"{Connector.GetType().Name} cannot run inside a caller's NpgsqlConnection or transaction.");
+    }
+
+    // ---- Workers ----------------------------------------------------------------------------
+
+    /// <summary>
+    /// Runs a worker until it is stopped: by <paramref name="cancellationToken"/>, by SIGINT/SIGTERM
+    /// (when <see cref="WorkerOptions.HandleSignals"/> is on), or, in one-shot mode, when nothing is left.
+    /// </summary>
+    /// <exception cref="ArgumentException">The options are invalid.</exception>
+    public async Threading.Task RunWorkerAsync(WorkerOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        var worker = new Worker(this, options ?? new WorkerOptions());
+        await worker.RunAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Runs a worker on the calling thread until it stops (see <see cref="RunWorkerAsync"/>).
+    /// The worker's loops are asynchronous; this call blocks the calling thread for the
+    /// worker's lifetime, like Python's <c>app.run_worker()</c>.
+    /// </summary>
+    public void RunWorker(WorkerOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        // A process-level blocking run: the worker's loops never capture a synchronization context.
+        Threading.Task.Run(() => RunWorkerAsync(options, cancellationToken), CancellationToken.None).GetAwaiter().GetResult();
+    }
+
+    // ---- Disposal ------------------------------------------------------------------------------
+
+    /// <summary>Disposes the connector.</summary>
+    public void Dispose() => Connector.Dispose();
+
+    /// <summary>Disposes the connector.</summary>
+    public ValueTask DisposeAsync() => Connector.DisposeAsync();
+}

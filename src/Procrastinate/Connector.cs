@@ -1,0 +1,83 @@
+using Npgsql;
+using Procrastinate.Internal;
+
+namespace Procrastinate;
+
+/// <summary>
+/// Where jobs are stored. <see cref="NpgsqlConnector"/> talks to PostgreSQL; the
+/// <c>Procrastinate.Testing</c> package offers an in-memory one for unit tests.
+/// </summary>
+/// <remarks>
+/// The storage operations are internal: every connector ships with this library, and each
+/// passes the same behaviour test suite.
+/// </remarks>
+public abstract class Connector : IAsyncDisposable, IDisposable
+{
+    private protected Connector() { }
+
+    /// <summary>Whether this connector can run statements inside a caller's <see cref="NpgsqlConnection"/>.</summary>
+    internal virtual bool SupportsExternalConnections => false;
+
+    internal abstract ValueTask OpenAsync(bool async, CancellationToken cancellationToken);
+
+    /// <summary>Releases pooled connections; the connector can be used (and opened) again afterwards.</summary>
+    internal virtual ValueTask CloseAsync(bool async) => ValueTask.CompletedTask;
+
+    internal abstract ValueTask<long[]> DeferJobsAsync(IReadOnlyList<JobToDefer> jobs, DbTarget target, bool async, CancellationToken cancellationToken);
+
+    /// <summary>Defers one job; on a queueing-lock conflict returns the waiting job's id (Inserted = false), or null id if it vanished.</summary>
+    internal abstract ValueTask<(long? Id, bool Inserted)> DeferJobOrGetExistingAsync(JobToDefer job, DbTarget target, bool async, CancellationToken cancellationToken);
+
+    internal abstract ValueTask<long?> FindWaitingJobAsync(string queueingLock, bool async, CancellationToken cancellationToken);
+
+    internal abstract ValueTask<long> RegisterWorkerAsync(CancellationToken cancellationToken);
+
+    /// <summary>Returns false when the worker row no longer exists (it was pruned).</summary>
+    internal abstract ValueTask<bool> UpdateHeartbeatAsync(long workerId, CancellationToken cancellationToken);
+
+    internal abstract ValueTask UnregisterWorkerAsync(long workerId, CancellationToken cancellationToken);
+
+    internal abstract ValueTask<IReadOnlyList<long>> PruneStalledWorkersAsync(TimeSpan olderThan, CancellationToken cancellationToken);
+
+    internal abstract ValueTask<IReadOnlyList<Job>> FetchJobsAsync(string[]? queues, long workerId, int maxJobs, CancellationToken cancellationToken);
+
+    /// <summary>Writes final statuses (guarded by status, attempts and worker); returns the ids written.</summary>
+    internal abstract ValueTask<IReadOnlyCollection<long>> FinishJobsAsync(IReadOnlyList<JobOutcome> outcomes, long workerId, CancellationToken cancellationToken);
+
+    /// <summary>Puts a run back to todo (or failed, per COMPAT.md 2.6.6); false when the run was no longer ours.</summary>
+    internal abstract ValueTask<bool> RetryJobAsync(JobOutcome outcome, long workerId, CancellationToken cancellationToken);
+
+    internal abstract ValueTask<IReadOnlyList<long>> ListAbortRequestedAsync(long[] jobIds, CancellationToken cancellationToken);
+
+    internal abstract ValueTask<bool> CancelJobAsync(long jobId, bool abort, bool delete, DbTarget target, bool async, CancellationToken cancellationToken);
+
+    internal abstract ValueTask<JobStatus?> GetJobStatusAsync(long jobId, DbTarget target, bool async, CancellationToken cancellationToken);
+
+    internal abstract ValueTask<Job?> GetJobAsync(long jobId, DbTarget target, bool async, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Listens on the channels until cancelled, reconnecting after failures. Calls
+    /// <paramref name="onNotification"/> for each notification and <paramref name="onListening"/>
+    /// with true once LISTEN is in place and false when the connection is lost.
+    /// </summary>
+    internal abstract Task ListenAsync(IReadOnlyList<string> channels, Action<string, string> onNotification,
+        Action<bool> onListening, CancellationToken cancellationToken);
+
+    /// <summary>Releases what the connector owns.</summary>
+    public virtual ValueTask DisposeAsync()
+    {
+        Dispose(true);
+        GC.SuppressFinalize(this);
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Releases what the connector owns.</summary>
+    public void Dispose()
+    {
+        Dispose(true);
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Releases what the connector owns.</summary>
+    protected virtual void Dispose(bool disposing) { }
+}

@@ -1,0 +1,45 @@
+using Npgsql;
+
+namespace Procrastinate.Internal;
+
+/// <summary>One job to insert, with every default already resolved.</summary>
+internal readonly record struct JobToDefer(
+    string Queue,
+    string TaskName,
+    int Priority,
+    string? Lock,
+    string? QueueingLock,
+    string ArgsJson,
+    DateTimeOffset? ScheduledAt);
+
+/// <summary>A caller's connection and transaction, or neither (the connector's own pool).</summary>
+internal readonly record struct DbTarget(NpgsqlConnection? Connection, NpgsqlTransaction? Transaction)
+{
+    public static DbTarget Pool => default;
+
+    public bool IsExternal => Connection is not null;
+
+    public static DbTarget From(NpgsqlTransaction transaction)
+    {
+        ArgumentNullException.ThrowIfNull(transaction);
+        return new(transaction.Connection ?? throw new ArgumentException("The transaction is already completed.", nameof(transaction)), transaction);
+    }
+
+    public static DbTarget From(NpgsqlConnection connection)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        return new(connection, null);
+    }
+}
+
+/// <summary>How a run ended, and what to write for it.</summary>
+internal sealed record JobOutcome(
+    Job Job,
+    JobStatus Status,
+    bool DeleteJob,
+    ResolvedRetry? Retry,
+    Exception? Exception,
+    TimeSpan Duration);
+
+/// <summary>A retry decision turned into the arguments of procrastinate_retry_job_v2.</summary>
+internal sealed record ResolvedRetry(DateTimeOffset RetryAt, int? Priority, string? Queue, string? Lock);

@@ -1,0 +1,178 @@
+using Npgsql;
+
+namespace Procrastinate.Internal.Workers;
+
+internal sealed partial class Worker
+{
+    // ---- Completer -------------------------------------------------------------------------------
+
+    /// <summary>Writes outcomes in batches until the channel is completed at stop, then flushes.</summary>
+    private async Task CompleterLoopAsync()
+    {
+        var reader = _outcomes.Reader;
+        var batch = new List<JobOutcome>(MaxCompletionBatch);
+        while (await reader.WaitToReadAsync().ConfigureAwait(false))
+        {
+            while (batch.Count < MaxCompletionBatch && reader.TryRead(out var outcome))
+                batch.Add(outcome);
+            await WriteOutcomesAsync(batch).ConfigureAwait(false);
+            Interlocked.Add(ref _pendingOutcomes, -batch.Count);
+            batch.Clear();
+            // Released locks and one-shot mode need a fresh look at the queue.
+            if (!_options.Wait || _lastFetchFull)
+                _wake.Set();
+        }
+    }
+
+    private async Task WriteOutcomesAsync(List<JobOutcome> batch)
+    {
+        var finishes = batch.Where(o => o.Retry is null).ToList();
+        var retries = new Queue<JobOutcome>(batch.Where(o => o.Retry is not null));
+        var failures = 0;
+        long? giveUpAt = null;
+        while (finishes.Count > 0 || retries.Count > 0)
+        {
+            try
+            {
+                if (finishes.Count > 0)
+                {
+                    var written = await _store.FinishJobsAsync(finishes, WorkerId, CancellationToken.None).ConfigureAwait(false);
+                    foreach (var o in finishes.Where(o => !written.Contains(o.Job.Id)))
+                        Log.StaleOutcome(_log, "finish_job", o.Job.Id);
+                    finishes.Clear();
+                }
+                while (retries.TryPeek(out var retry))
+                {
+                    await WriteRetryAsync(retry).ConfigureAwait(false);
+                    retries.Dequeue();
+                }
+            }
+            catch (Exception e) when (IsTransient(e))
+            {
+                // Keep the outcomes and try again: a lost write would leave the job 'doing'.
+                var delay = Backoff(++failures);
+                var pending = finishes.Count + retries.Count;
+                if (_stopping.IsCancellationRequested)
+                {
+                    giveUpAt ??= _time.GetTimestamp();
+                    if (_time.GetElapsedTime(giveUpAt.Value) > CompletionGiveUpAfterStop)
+                    {
+                        Log.CompletionAbandoned(_log, "finish_job", pending);
+                        return;
+                    }
+                }
+                Log.CompletionWriteFailed(_log, "finish_job", pending, delay, e);
+                await Task.Delay(delay, _time, CancellationToken.None).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task WriteRetryAsync(JobOutcome retry)
+    {
+        try
+        {
+            if (!await _store.RetryJobAsync(retry, WorkerId, CancellationToken.None).ConfigureAwait(false))
+                Log.StaleOutcome(_log, "retry_job", retry.Job.Id);
+        }
+        catch (PostgresException e) when (NpgsqlConnector.IsQueueingLockConflict(e))
+        {
+            // Another job already waits under this queueing lock (COMPAT.md W8): end this one as failed.
+            Log.RetryQueueingLockConflict(_log, "retry_job", retry.Job.Id, e);
+            await _store.FinishJobsAsync([retry with { Retry = null, Status = JobStatus.Failed, DeleteJob = false }], WorkerId, CancellationToken.None)
+                .ConfigureAwait(false);
+        }
+    }
+
+    // ---- Side loops ------------------------------------------------------------------------------
+
+    private async Task HeartbeatLoopAsync(CancellationToken cancellationToken)
+    {
+        while (await DelayAsync(_options.UpdateHeartbeatInterval, cancellationToken).ConfigureAwait(false))
+        {
+            try
+            {
+                if (!await _store.UpdateHeartbeatAsync(WorkerId, cancellationToken).ConfigureAwait(false))
+                {
+                    // Pruned while alive (COMPAT.md W5): register again and carry on.
+                    var old = WorkerId;
+                    var fresh = await _store.RegisterWorkerAsync(cancellationToken).ConfigureAwait(false);
+                    Interlocked.Exchange(ref _workerId, fresh);
+                    _info = _info with { Id = fresh };
+                    Log.WorkerReregistered(_log, "update_heartbeat", old, fresh);
+                }
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (IsTransient(e))
+            {
+                Log.SideLoopError(_log, "update_heartbeat", "The heartbeat", _options.UpdateHeartbeatInterval, e);
+            }
+        }
+    }
+
+    private async Task AbortPollLoopAsync(CancellationToken cancellationToken)
+    {
+        while (await DelayAsync(_options.AbortJobPollingInterval, cancellationToken).ConfigureAwait(false))
+        {
+            if (_running.IsEmpty)
+                continue;
+            try
+            {
+                var ids = await _store.ListAbortRequestedAsync([.. _running.Keys], cancellationToken).ConfigureAwait(false);
+                foreach (var id in ids)
+                    RequestUserAbort(id);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (IsTransient(e))
+            {
+                Log.SideLoopError(_log, "poll_abort", "Abort polling", _options.AbortJobPollingInterval, e);
+            }
+        }
+    }
+
+    private Task ListenLoopAsync(CancellationToken cancellationToken)
+    {
+        IReadOnlyList<string> channels = _queues is null
+            ? [AnyQueueChannel]
+            : [.. _queues.Select(q => QueueChannelPrefix + q)];
+        Log.Listening(_log, "listen", string.Join(", ", channels));
+        return _store.ListenAsync(channels, OnNotification, listening =>
+        {
+            if (listening)
+                _wake.Set(); // notifications may have been missed while disconnected
+            else
+                Log.ListenerLost(_log, "listen");
+        }, cancellationToken);
+    }
+
+    private void OnNotification(string channel, string payload)
+    {
+        if (!TryParseNotification(payload, out var type, out var jobId))
+        {
+            Log.BadNotification(_log, "listen", channel);
+            return;
+        }
+        switch (type)
+        {
+            case "job_inserted":
+                _wake.Set();
+                break;
+            case "abort_job_requested" when jobId is { } id:
+                RequestUserAbort(id);
+                break;
+            default:
+                break; // unknown types are ignored, as Python does
+        }
+    }
+
+    private void RequestUserAbort(long jobId)
+    {
+        if (_running.TryGetValue(jobId, out var running) && running.Context.RequestAbort(AbortReason.UserRequest))
+            Log.AbortRequested(_log, "abort_job", jobId);
+    }
+}

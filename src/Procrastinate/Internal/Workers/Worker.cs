@@ -1,0 +1,363 @@
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+namespace Procrastinate.Internal.Workers;
+
+/// <summary>
+/// One worker: a fetcher claiming up to the free slots in one statement, executors running the
+/// jobs, a completer writing outcomes in batches, a listener, and side loops (heartbeat, abort
+/// polling). See DESIGN.md section 4 and COMPAT.md 3.14 for the order of database calls.
+/// </summary>
+internal sealed partial class Worker
+{
+    private const int MaxCompletionBatch = 500;
+    private const string AnyQueueChannel = "procrastinate_any_queue_v1";
+    private const string QueueChannelPrefix = "procrastinate_queue_v1#";
+    private static readonly TimeSpan CompletionGiveUpAfterStop = TimeSpan.FromSeconds(30);
+
+    private readonly App _app;
+    private readonly WorkerOptions _options;
+    private readonly Connector _store;
+    private readonly ILogger _log;
+    private readonly TimeProvider _time;
+    private readonly ConcurrentDictionary<long, RunningJob> _running = new();
+    private readonly Channel<JobOutcome> _outcomes = Channel.CreateUnbounded<JobOutcome>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly AsyncSignal _wake = new();
+    private readonly CancellationTokenSource _stopping = new();
+    private string[]? _queues;
+    private long _workerId;
+    private int _pendingOutcomes;
+    private volatile bool _lastFetchFull;
+    private WorkerInfo _info = null!;
+
+    public Worker(App app, WorkerOptions options)
+    {
+        _app = app;
+        _options = options;
+        _store = app.Connector;
+        _log = app.Logger;
+        _time = app.Options.TimeProvider;
+    }
+
+    private sealed class RunningJob(Job job, JobContext context)
+    {
+        public Job Job { get; } = job;
+        public JobContext Context { get; } = context;
+        public Task Execution { get; set; } = Task.CompletedTask;
+    }
+
+    public long WorkerId => Interlocked.Read(ref _workerId);
+
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        _options.Validate();
+        _queues = _options.Queues is { Count: > 0 } q ? [.. q] : null;
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var signals = _options.HandleSignals ? RegisterSignals(stop) : null;
+
+        var pruned = await _store.PruneStalledWorkersAsync(_options.StalledWorkerTimeout, cancellationToken).ConfigureAwait(false);
+        if (pruned.Count > 0)
+            Log.PrunedWorkers(_log, "prune_stalled_workers", pruned.Count);
+        _workerId = await _store.RegisterWorkerAsync(cancellationToken).ConfigureAwait(false);
+        _info = new WorkerInfo(_options.Name, _workerId, _queues);
+        Log.WorkerStarted(_log, "start_worker", _options.Name, _workerId, _queues is null ? "all queues" : string.Join(", ", _queues), _options.Concurrency);
+
+        using var side = new CancellationTokenSource();
+        var sideLoops = new List<Task>
+        {
+            HeartbeatLoopAsync(side.Token),
+            AbortPollLoopAsync(side.Token),
+        };
+        if (_options.ListenNotify)
+            sideLoops.Add(ListenLoopAsync(side.Token));
+        var completer = CompleterLoopAsync();
+        try
+        {
+            await FetchLoopAsync(stop.Token).ConfigureAwait(false);
+        }
+        finally
+        {
+            await _stopping.CancelAsync().ConfigureAwait(false);
+            await DrainAsync().ConfigureAwait(false);
+            _outcomes.Writer.TryComplete();
+            await completer.ConfigureAwait(false);
+            // Heartbeat and abort polling run until the last job has ended (COMPAT.md W12).
+            await side.CancelAsync().ConfigureAwait(false);
+            await Task.WhenAll(sideLoops).ConfigureAwait(false);
+            try
+            {
+                await _store.UnregisterWorkerAsync(WorkerId, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException)
+            {
+                Log.SideLoopError(_log, "stop_worker", "Unregistering the worker", TimeSpan.Zero, e);
+            }
+            Log.WorkerStopped(_log, "stop_worker", _options.Name, WorkerId);
+            _wake.Dispose();
+            _stopping.Dispose();
+        }
+    }
+
+    // ---- Fetching ---------------------------------------------------------------------------
+
+    private async Task FetchLoopAsync(CancellationToken stop)
+    {
+        var failures = 0;
+        while (!stop.IsCancellationRequested)
+        {
+            var free = _options.Concurrency - _running.Count;
+            if (free > 0)
+            {
+                _wake.Reset();
+                IReadOnlyList<Job> jobs;
+                try
+                {
+                    jobs = await _store.FetchJobsAsync(_queues, WorkerId, free, stop).ConfigureAwait(false);
+                    failures = 0;
+                }
+                catch (OperationCanceledException) when (stop.IsCancellationRequested)
+                {
+                    break;
+                }
+                catch (Exception e) when (IsTransient(e))
+                {
+                    var delay = Backoff(++failures);
+                    Log.SideLoopError(_log, "fetch_job", "Fetching jobs", delay, e);
+                    if (!await DelayAsync(delay, stop).ConfigureAwait(false))
+                        break;
+                    continue;
+                }
+
+                foreach (var job in jobs)
+                    Start(job);
+                _lastFetchFull = jobs.Count == free;
+                if (jobs.Count == free)
+                    continue;
+                if (jobs.Count == 0 && !_options.Wait && _running.IsEmpty && Volatile.Read(ref _pendingOutcomes) == 0)
+                    break; // one-shot: nothing left to do and every outcome is written
+            }
+
+            // Sleep until a notification, a freed slot worth refilling, the poll interval, or stop.
+            var timeout = free > 0 && _options.Wait ? _options.FetchJobPollingInterval : Timeout.InfiniteTimeSpan;
+            try
+            {
+                await _wake.WaitAsync(timeout, stop).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+        }
+    }
+
+    private void Start(Job job)
+    {
+        var context = new JobContext(_app, job, _info, _time.GetUtcNow(),
+            _options.AdditionalContext ?? EmptyContext, new CancellationTokenSource());
+        var running = new RunningJob(job, context);
+        _running[job.Id] = running;
+        Interlocked.Increment(ref _pendingOutcomes);
+        // Task.Run: the synchronous start of a body never holds up the fetcher.
+        running.Execution = Task.Run(() => ExecuteAsync(running));
+    }
+
+    private static readonly IReadOnlyDictionary<string, object?> EmptyContext = new Dictionary<string, object?>();
+
+    // ---- Executing -----------------------------------------------------------------------------
+
+    private async Task ExecuteAsync(RunningJob running)
+    {
+        var job = running.Job;
+        var context = running.Context;
+        var started = _time.GetTimestamp();
+        JobOutcome outcome;
+        using (_log.BeginScope(new JobLogScope(job, WorkerId, _options.Name)))
+        {
+            var task = _app.FindTask(job.TaskName);
+            if (task is null)
+            {
+                Log.TaskNotFound(_log, "task_not_found", job.Id, job.TaskName);
+                outcome = Outcome(job, JobStatus.Failed, null, new TaskNotFoundException(job.TaskName), started);
+            }
+            else
+            {
+                Log.JobStarted(_log, "start_job", job.Id, job.TaskName, job.Queue, job.Attempts + 1,
+                    _app.Options.LogArguments ? " with arguments " + job.ArgsJson : "");
+                outcome = await RunBodyAsync(task, job, context, started).ConfigureAwait(false);
+            }
+        }
+
+        _running.TryRemove(job.Id, out _);
+        context.DisposeAbortSource();
+        _outcomes.Writer.TryWrite(outcome);
+        if (_lastFetchFull)
+            _wake.Set();
+    }
+
+    private async Task<JobOutcome> RunBodyAsync(JobTask task, Job job, JobContext context, long started)
+    {
+        try
+        {
+            await task.InvokeAsync(context).ConfigureAwait(false);
+            var outcome = Outcome(job, JobStatus.Succeeded, null, null, started);
+            Log.JobSucceeded(_log, "job_success", job.Id, job.TaskName, outcome.Duration.TotalMilliseconds);
+            return outcome;
+        }
+        catch (Exception e) when (e is OperationCanceledException or JobAbortedException && context.ShouldAbort)
+        {
+            Log.JobAborted(_log, "job_aborted", job.Id, job.TaskName, context.AbortReason);
+            // A user abort is final (COMPAT.md W7); a shutdown abort consults the retry strategy (4.3).
+            var retry = context.AbortReason == AbortReason.Shutdown ? Decide(task, e, job) : null;
+            return Outcome(job, JobStatus.Aborted, retry, e, started);
+        }
+        catch (JobAbortedException e)
+        {
+            Log.JobAborted(_log, "job_aborted", job.Id, job.TaskName, context.AbortReason);
+            return Outcome(job, JobStatus.Aborted, null, e, started);
+        }
+        catch (Exception e)
+        {
+            var retry = Decide(task, e, job);
+            var outcome = Outcome(job, JobStatus.Failed, retry, e, started);
+            if (retry is null)
+                Log.JobFailed(_log, "job_error", job.Id, job.TaskName, outcome.Duration.TotalMilliseconds, e);
+            else
+                Log.JobRetry(_log, "job_retry", job.Id, job.TaskName, outcome.Duration.TotalMilliseconds, retry.RetryAt, e);
+            return outcome;
+        }
+    }
+
+    private ResolvedRetry? Decide(JobTask task, Exception exception, Job job)
+    {
+        RetryDecision? decision;
+        try
+        {
+            decision = task.Retry.GetRetryDecision(exception, job);
+        }
+        catch (Exception e)
+        {
+            // A broken strategy must not lose the job: it ends as failed.
+            Log.SideLoopError(_log, "job_error", "The retry strategy", TimeSpan.Zero, e);
+            return null;
+        }
+        if (decision is null)
+            return null;
+        var at = decision.ResolveRetryAt(_time.GetUtcNow());
+        return new ResolvedRetry(at, decision.Priority, decision.Queue is null ? null : Names.ValidateQueue(decision.Queue),
+            Names.ValidateLock(decision.Lock, "lock", nameof(decision.Lock)));
+    }
+
+    private JobOutcome Outcome(Job job, JobStatus status, ResolvedRetry? retry, Exception? exception, long started)
+    {
+        var delete = retry is null && _options.DeleteJobs switch
+        {
+            DeleteJobsMode.Always => true,
+            DeleteJobsMode.Successful => status == JobStatus.Succeeded,
+            _ => false,
+        };
+        return new JobOutcome(job, status, delete, retry, exception, _time.GetElapsedTime(started));
+    }
+
+    // ---- Stopping -------------------------------------------------------------------------------
+
+    private async Task DrainAsync()
+    {
+        var executions = _running.Values.Select(r => r.Execution).ToArray();
+        if (executions.Length == 0)
+            return;
+        Log.WorkerStopping(_log, "stop_worker", _options.Name, executions.Length);
+        var all = Task.WhenAll(executions);
+        if (_options.ShutdownGracefulTimeout is { } timeout)
+        {
+            var finished = await Task.WhenAny(all, Task.Delay(timeout, _time, CancellationToken.None)).ConfigureAwait(false) == all;
+            if (!finished)
+            {
+                Log.ShutdownAbort(_log, "stop_worker", _running.Count);
+                foreach (var running in _running.Values)
+                    running.Context.RequestAbort(AbortReason.Shutdown);
+            }
+        }
+        await all.ConfigureAwait(false);
+    }
+
+    private IDisposable RegisterSignals(CancellationTokenSource stop)
+    {
+        var count = 0;
+        void Handle(PosixSignalContext context)
+        {
+            context.Cancel = true;
+            if (Interlocked.Increment(ref count) == 1)
+            {
+                stop.Cancel();
+            }
+            else
+            {
+                // A second signal: do not wait for the graceful timeout.
+                foreach (var running in _running.Values)
+                    running.Context.RequestAbort(AbortReason.Shutdown);
+            }
+        }
+        return new Registrations(
+        [
+            PosixSignalRegistration.Create(PosixSignal.SIGINT, Handle),
+            PosixSignalRegistration.Create(PosixSignal.SIGTERM, Handle),
+        ]);
+    }
+
+    private sealed class Registrations(IReadOnlyList<IDisposable> items) : IDisposable
+    {
+        public void Dispose()
+        {
+            foreach (var item in items)
+                item.Dispose();
+        }
+    }
+
+    // ---- Helpers ---------------------------------------------------------------------------------
+
+    private static bool IsTransient(Exception e) =>
+        e is NpgsqlException or TimeoutException or IOException or System.Net.Sockets.SocketException
+        || (e is InvalidOperationException && e.InnerException is NpgsqlException);
+
+    private static TimeSpan Backoff(int failures) =>
+        TimeSpan.FromMilliseconds(Math.Min(100 * Math.Pow(2, Math.Min(failures, 10)), 10_000));
+
+    /// <summary>Waits; returns false when cancelled.</summary>
+    private async Task<bool> DelayAsync(TimeSpan delay, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Task.Delay(delay, _time, cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    private static bool TryParseNotification(string payload, out string? type, out long? jobId)
+    {
+        type = null;
+        jobId = null;
+        try
+        {
+            using var doc = JsonDocument.Parse(payload);
+            if (doc.RootElement.ValueKind != JsonValueKind.Object
+                || !doc.RootElement.TryGetProperty("type", out var t) || t.ValueKind != JsonValueKind.String)
+                return false;
+            type = t.GetString();
+            if (doc.RootElement.TryGetProperty("job_id", out var id) && id.TryGetInt64(out var value))
+                jobId = value;
+            return true;
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
+}

@@ -1,0 +1,518 @@
+using Npgsql;
+using NpgsqlTypes;
+using Procrastinate.Internal;
+using Procrastinate.Internal.Sql;
+
+namespace Procrastinate;
+
+/// <summary>
+/// Stores jobs in PostgreSQL through one <see cref="NpgsqlDataSource"/>.
+/// </summary>
+/// <remarks>
+/// Configuration, first match wins: the connection string or data source given to the
+/// constructor; else the <c>PROCRASTINATE_DATABASE_URL</c> environment variable (a
+/// <c>postgresql://user:password@host:port/db</c> URL or an Npgsql connection string); else
+/// the standard <c>PGHOST</c>, <c>PGPORT</c>, <c>PGUSER</c>, <c>PGPASSWORD</c> and
+/// <c>PGDATABASE</c> variables. The data source is created on first use.
+/// </remarks>
+public sealed class NpgsqlConnector : Connector
+{
+    private const string QueueingLockIndex = "procrastinate_jobs_queueing_lock_idx_v1";
+    private static readonly TimeSpan ListenKeepAlive = TimeSpan.FromSeconds(30);
+
+    private readonly Func<string>? _connectionStringFactory;
+    private readonly bool _ownsDataSource;
+    private readonly Lock _gate = new();
+    private NpgsqlDataSource? _dataSource;
+    private bool _disposed;
+
+    /// <summary>Configured from the environment (<c>PROCRASTINATE_DATABASE_URL</c>, then <c>PG*</c>).</summary>
+    public NpgsqlConnector()
+    {
+        _connectionStringFactory = () => ConnectionStrings.FromEnvironment();
+        _ownsDataSource = true;
+    }
+
+    /// <summary>Configured from a connection string or a <c>postgresql://</c> URL.</summary>
+    public NpgsqlConnector(string connectionString)
+    {
+        var normalized = ConnectionStrings.Normalize(connectionString);
+        _connectionStringFactory = () => normalized;
+        _ownsDataSource = true;
+    }
+
+    /// <summary>Uses a data source the caller built; it is disposed with the connector only when <paramref name="ownsDataSource"/> is true.</summary>
+    public NpgsqlConnector(NpgsqlDataSource dataSource, bool ownsDataSource = false)
+    {
+        ArgumentNullException.ThrowIfNull(dataSource);
+        _dataSource = dataSource;
+        _ownsDataSource = ownsDataSource;
+    }
+
+    /// <summary>The data source every statement goes through (created on first access).</summary>
+    public NpgsqlDataSource DataSource
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_dataSource is { } ds)
+                return ds;
+            lock (_gate)
+            {
+                if (_dataSource is null)
+                {
+                    var builder = new NpgsqlDataSourceBuilder(_connectionStringFactory!());
+                    if (!builder.ConnectionStringBuilder.ContainsKey("Max Auto Prepare"))
+                        builder.ConnectionStringBuilder.MaxAutoPrepare = 32;
+                    if (!builder.ConnectionStringBuilder.ContainsKey("Application Name"))
+                        builder.ConnectionStringBuilder.ApplicationName = "procrastinate-dotnet";
+                    _dataSource = builder.Build();
+                }
+                return _dataSource;
+            }
+        }
+    }
+
+    internal override bool SupportsExternalConnections => true;
+
+    internal override async ValueTask OpenAsync(bool async, CancellationToken cancellationToken)
+    {
+        // Opening one connection proves the configuration before the app starts deferring.
+        await using var connection = async
+            ? await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false)
+            : DataSource.OpenConnection();
+    }
+
+    internal override async ValueTask CloseAsync(bool async)
+    {
+        // Only a data source we built can be built again on next use.
+        if (_connectionStringFactory is null)
+            return;
+        NpgsqlDataSource? current;
+        lock (_gate)
+        {
+            current = _dataSource;
+            _dataSource = null;
+        }
+        if (current is null)
+            return;
+        if (async)
+            await current.DisposeAsync().ConfigureAwait(false);
+        else
+            current.Dispose();
+    }
+
+    internal override async ValueTask<long[]> DeferJobsAsync(IReadOnlyList<JobToDefer> jobs, DbTarget target, bool async, CancellationToken cancellationToken)
+    {
+        if (jobs.Count == 0)
+            return [];
+        var n = jobs.Count;
+        var queues = new string[n];
+        var tasks = new string[n];
+        var priorities = new int[n];
+        var locks = new string?[n];
+        var queueingLocks = new string?[n];
+        var args = new string[n];
+        var scheduled = new DateTime?[n];
+        for (var i = 0; i < n; i++)
+        {
+            var j = jobs[i];
+            queues[i] = j.Queue;
+            tasks[i] = j.TaskName;
+            priorities[i] = j.Priority;
+            locks[i] = j.Lock;
+            queueingLocks[i] = j.QueueingLock;
+            args[i] = j.ArgsJson;
+            scheduled[i] = j.ScheduledAt?.UtcDateTime;
+        }
+
+        var (connection, transaction, owned) = await Acquire(target, async, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await using var cmd = new NpgsqlCommand(SqlQueries.Get("defer_jobs"), connection, transaction);
+            cmd.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = queues });
+            cmd.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = tasks });
+            cmd.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = priorities });
+            cmd.Parameters.Add(new NpgsqlParameter<string?[]> { TypedValue = locks, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+            cmd.Parameters.Add(new NpgsqlParameter<string?[]> { TypedValue = queueingLocks, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+            cmd.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = args, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Jsonb });
+            cmd.Parameters.Add(new NpgsqlParameter<DateTime?[]> { TypedValue = scheduled, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz });
+            var ids = new long[n];
+            var count = 0;
+            try
+            {
+                await using var reader = async
+                    ? await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false)
+                    : cmd.ExecuteReader();
+                while (async ? await reader.ReadAsync(cancellationToken).ConfigureAwait(false) : reader.Read())
+                    ids[count++] = reader.GetInt64(0);
+            }
+            catch (PostgresException e) when (IsQueueingLockConflict(e))
+            {
+                throw await TranslateConflict(e, jobs, target, async, cancellationToken).ConfigureAwait(false);
+            }
+            if (count != n)
+                throw new InvalidOperationException($"Deferred {n} jobs but the database returned {count} ids.");
+            // Ids are drawn from the sequence in insertion order, which is the input order.
+            Array.Sort(ids);
+            return ids;
+        }
+        finally
+        {
+            if (owned)
+                await Release(connection, async).ConfigureAwait(false);
+        }
+    }
+
+    internal override async ValueTask<(long? Id, bool Inserted)> DeferJobOrGetExistingAsync(JobToDefer job, DbTarget target, bool async, CancellationToken cancellationToken)
+    {
+        var (connection, transaction, owned) = await Acquire(target, async, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await using var cmd = new NpgsqlCommand(SqlQueries.Get("defer_job_or_get_existing"), connection, transaction);
+            cmd.Parameters.Add(new NpgsqlParameter<string> { TypedValue = job.Queue });
+            cmd.Parameters.Add(new NpgsqlParameter<string> { TypedValue = job.TaskName });
+            cmd.Parameters.Add(new NpgsqlParameter<int> { TypedValue = job.Priority });
+            cmd.Parameters.Add(Nullable(job.Lock, NpgsqlDbType.Text));
+            cmd.Parameters.Add(Nullable(job.QueueingLock, NpgsqlDbType.Text));
+            cmd.Parameters.Add(new NpgsqlParameter<string> { TypedValue = job.ArgsJson, NpgsqlDbType = NpgsqlDbType.Jsonb });
+            cmd.Parameters.Add(Nullable(job.ScheduledAt?.UtcDateTime, NpgsqlDbType.TimestampTz));
+            await using var reader = async
+                ? await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false)
+                : cmd.ExecuteReader();
+            if (async ? await reader.ReadAsync(cancellationToken).ConfigureAwait(false) : reader.Read())
+                return (reader.GetInt64(0), reader.GetBoolean(1));
+            return (null, false);
+        }
+        finally
+        {
+            if (owned)
+                await Release(connection, async).ConfigureAwait(false);
+        }
+    }
+
+    internal override async ValueTask<long?> FindWaitingJobAsync(string queueingLock, bool async, CancellationToken cancellationToken)
+    {
+        var result = await ScalarAsync(SqlQueries.Get("find_waiting_job_by_queueing_lock"), DbTarget.Pool, async, cancellationToken,
+            new NpgsqlParameter<string> { TypedValue = queueingLock }).ConfigureAwait(false);
+        return result is long id ? id : null;
+    }
+
+    internal override async ValueTask<long> RegisterWorkerAsync(CancellationToken cancellationToken) =>
+        (long)(await ScalarAsync(SqlQueries.Get("register_worker"), DbTarget.Pool, true, cancellationToken).ConfigureAwait(false)
+            ?? throw new InvalidOperationException("procrastinate_register_worker_v1 returned no worker id."));
+
+    internal override async ValueTask<bool> UpdateHeartbeatAsync(long workerId, CancellationToken cancellationToken) =>
+        await ScalarAsync(SqlQueries.Get("update_heartbeat"), DbTarget.Pool, true, cancellationToken,
+            new NpgsqlParameter<long> { TypedValue = workerId }).ConfigureAwait(false) is not null;
+
+    internal override async ValueTask UnregisterWorkerAsync(long workerId, CancellationToken cancellationToken) =>
+        await ScalarAsync(SqlQueries.Get("unregister_worker"), DbTarget.Pool, true, cancellationToken,
+            new NpgsqlParameter<long> { TypedValue = workerId }).ConfigureAwait(false);
+
+    internal override async ValueTask<IReadOnlyList<long>> PruneStalledWorkersAsync(TimeSpan olderThan, CancellationToken cancellationToken)
+    {
+        await using var connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = new NpgsqlCommand(SqlQueries.Get("prune_stalled_workers"), connection);
+        cmd.Parameters.Add(new NpgsqlParameter<double> { TypedValue = olderThan.TotalSeconds });
+        return await ReadInt64s(cmd, cancellationToken).ConfigureAwait(false);
+    }
+
+    internal override async ValueTask<IReadOnlyList<Job>> FetchJobsAsync(string[]? queues, long workerId, int maxJobs, CancellationToken cancellationToken)
+    {
+        await using var connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = new NpgsqlCommand(SqlQueries.Get("fetch_jobs"), connection);
+        cmd.Parameters.Add(Nullable(queues, NpgsqlDbType.Array | NpgsqlDbType.Varchar));
+        cmd.Parameters.Add(new NpgsqlParameter<long> { TypedValue = workerId });
+        cmd.Parameters.Add(new NpgsqlParameter<int> { TypedValue = maxJobs });
+        var jobs = new List<Job>(maxJobs);
+        await using (var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            var columns = JobColumns.Of(reader);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                jobs.Add(columns.Read(reader));
+        }
+        // RETURNING has no order; run them in fetch order.
+        jobs.Sort(static (a, b) => a.Priority != b.Priority ? b.Priority.CompareTo(a.Priority) : a.Id.CompareTo(b.Id));
+        return jobs;
+    }
+
+    internal override async ValueTask<IReadOnlyCollection<long>> FinishJobsAsync(IReadOnlyList<JobOutcome> outcomes, long workerId, CancellationToken cancellationToken)
+    {
+        var n = outcomes.Count;
+        var ids = new long[n];
+        var statuses = new string[n];
+        var attempts = new int[n];
+        var deletes = new bool[n];
+        List<string>? locks = null;
+        for (var i = 0; i < n; i++)
+        {
+            var o = outcomes[i];
+            ids[i] = o.Job.Id;
+            statuses[i] = o.Status.ToDbString();
+            attempts[i] = o.Job.Attempts;
+            deletes[i] = o.DeleteJob;
+            if (o.Job.Lock is { } l)
+                (locks ??= []).Add(l);
+        }
+
+        await using var connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var batch = new NpgsqlBatch(connection);
+        var finish = new NpgsqlBatchCommand(SqlQueries.Get("finish_jobs"));
+        finish.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = ids });
+        finish.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = statuses });
+        finish.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = attempts });
+        finish.Parameters.Add(new NpgsqlParameter<bool[]> { TypedValue = deletes });
+        finish.Parameters.Add(new NpgsqlParameter<long> { TypedValue = workerId });
+        batch.BatchCommands.Add(finish);
+        if (locks is not null)
+        {
+            // Same implicit transaction: the wake-up is delivered when the locks are released.
+            var notify = new NpgsqlBatchCommand(SqlQueries.Get("notify_lock_heads"));
+            notify.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = [.. locks] });
+            batch.BatchCommands.Add(notify);
+        }
+        var written = new HashSet<long>();
+        await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            written.Add(reader.GetInt64(0));
+        return written;
+    }
+
+    internal override async ValueTask<bool> RetryJobAsync(JobOutcome outcome, long workerId, CancellationToken cancellationToken)
+    {
+        var retry = outcome.Retry ?? throw new ArgumentException("The outcome has no retry decision.", nameof(outcome));
+        await using var connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var batch = new NpgsqlBatch(connection);
+        var cmd = new NpgsqlBatchCommand(SqlQueries.Get("retry_job"));
+        cmd.Parameters.Add(new NpgsqlParameter<long> { TypedValue = outcome.Job.Id });
+        cmd.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = retry.RetryAt.UtcDateTime, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        cmd.Parameters.Add(Nullable(retry.Priority, NpgsqlDbType.Integer));
+        cmd.Parameters.Add(Nullable(retry.Queue, NpgsqlDbType.Varchar));
+        cmd.Parameters.Add(Nullable(retry.Lock, NpgsqlDbType.Varchar));
+        cmd.Parameters.Add(new NpgsqlParameter<int> { TypedValue = outcome.Job.Attempts });
+        cmd.Parameters.Add(new NpgsqlParameter<long> { TypedValue = workerId });
+        batch.BatchCommands.Add(cmd);
+        var wake = new NpgsqlBatchCommand(SqlQueries.Get("notify_job_runnable"));
+        wake.Parameters.Add(new NpgsqlParameter<long> { TypedValue = outcome.Job.Id });
+        batch.BatchCommands.Add(wake);
+        if (outcome.Job.Lock is { } l)
+        {
+            var notify = new NpgsqlBatchCommand(SqlQueries.Get("notify_lock_heads"));
+            notify.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = [l] });
+            batch.BatchCommands.Add(notify);
+        }
+        await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var written = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        return written;
+    }
+
+    internal override async ValueTask<IReadOnlyList<long>> ListAbortRequestedAsync(long[] jobIds, CancellationToken cancellationToken)
+    {
+        await using var connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = new NpgsqlCommand(SqlQueries.Get("list_abort_requested"), connection);
+        cmd.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = jobIds });
+        return await ReadInt64s(cmd, cancellationToken).ConfigureAwait(false);
+    }
+
+    internal override async ValueTask<bool> CancelJobAsync(long jobId, bool abort, bool delete, DbTarget target, bool async, CancellationToken cancellationToken) =>
+        await ScalarAsync(SqlQueries.Get("cancel_job"), target, async, cancellationToken,
+            new NpgsqlParameter<long> { TypedValue = jobId },
+            new NpgsqlParameter<bool> { TypedValue = abort },
+            new NpgsqlParameter<bool> { TypedValue = delete }).ConfigureAwait(false) is long;
+
+    internal override async ValueTask<JobStatus?> GetJobStatusAsync(long jobId, DbTarget target, bool async, CancellationToken cancellationToken) =>
+        await ScalarAsync(SqlQueries.Get("get_job_status"), target, async, cancellationToken,
+            new NpgsqlParameter<long> { TypedValue = jobId }).ConfigureAwait(false) is string s
+            ? JobStatusExtensions.ParseDbString(s)
+            : null;
+
+    internal override async ValueTask<Job?> GetJobAsync(long jobId, DbTarget target, bool async, CancellationToken cancellationToken)
+    {
+        var (connection, transaction, owned) = await Acquire(target, async, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await using var cmd = new NpgsqlCommand(SqlQueries.Get("get_job"), connection, transaction);
+            cmd.Parameters.Add(new NpgsqlParameter<long> { TypedValue = jobId });
+            await using var reader = async
+                ? await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false)
+                : cmd.ExecuteReader();
+            if (!(async ? await reader.ReadAsync(cancellationToken).ConfigureAwait(false) : reader.Read()))
+                return null;
+            return JobColumns.Of(reader).Read(reader);
+        }
+        finally
+        {
+            if (owned)
+                await Release(connection, async).ConfigureAwait(false);
+        }
+    }
+
+    internal override async Task ListenAsync(IReadOnlyList<string> channels, Action<string, string> onNotification,
+        Action<bool> onListening, CancellationToken cancellationToken)
+    {
+        var backoff = TimeSpan.FromMilliseconds(100);
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            NpgsqlConnection? connection = null;
+            try
+            {
+                connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+                connection.Notification += (_, e) => onNotification(e.Channel, e.Payload);
+                await using (var cmd = new NpgsqlCommand(string.Concat(channels.Select(c => $"LISTEN {QuoteIdentifier(c)};")), connection))
+                    await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                onListening(true);
+                backoff = TimeSpan.FromMilliseconds(100);
+                while (!cancellationToken.IsCancellationRequested)
+                {
+                    if (!await connection.WaitAsync(ListenKeepAlive, cancellationToken).ConfigureAwait(false))
+                    {
+                        await using var ping = new NpgsqlCommand("SELECT 1", connection);
+                        await ping.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                    }
+                }
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception e) when (e is NpgsqlException or IOException or TimeoutException or InvalidOperationException)
+            {
+                // The worker keeps polling meanwhile; reconnect with capped backoff (COMPAT.md W11).
+                onListening(false);
+                try
+                {
+                    await Task.Delay(backoff, cancellationToken).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(10).Ticks));
+            }
+            finally
+            {
+                if (connection is not null)
+                    await connection.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>Quotes a channel name as a PostgreSQL identifier, doubling embedded quotes.</summary>
+    internal static string QuoteIdentifier(string name) => "\"" + name.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+
+    /// <inheritdoc />
+    public override async ValueTask DisposeAsync()
+    {
+        if (!_disposed)
+        {
+            _disposed = true;
+            if (_ownsDataSource && _dataSource is not null)
+                await _dataSource.DisposeAsync().ConfigureAwait(false);
+        }
+        GC.SuppressFinalize(this);
+    }
+
+    /// <inheritdoc />
+    protected override void Dispose(bool disposing)
+    {
+        if (_disposed)
+            return;
+        _disposed = true;
+        if (disposing && _ownsDataSource)
+            _dataSource?.Dispose();
+    }
+
+    internal static bool IsQueueingLockConflict(PostgresException e) =>
+        e.SqlState == PostgresErrorCodes.UniqueViolation && e.ConstraintName == QueueingLockIndex;
+
+    private async ValueTask<Exception> TranslateConflict(PostgresException e, IReadOnlyList<JobToDefer> jobs, DbTarget target, bool async, CancellationToken cancellationToken)
+    {
+        var candidates = jobs.Where(j => j.QueueingLock is not null).Select(j => j.QueueingLock!).Distinct().ToList();
+        // Within one batch, a repeated key is the conflict.
+        var repeated = jobs.Where(j => j.QueueingLock is not null).GroupBy(j => j.QueueingLock).FirstOrDefault(g => g.Count() > 1)?.Key;
+        if (repeated is not null)
+            return new AlreadyEnqueuedException(repeated, null, e);
+        // The caller's transaction is aborted now; look the waiting job up on our own connection.
+        foreach (var key in candidates)
+        {
+            var existing = await FindWaitingJobAsync(key, async, cancellationToken).ConfigureAwait(false);
+            if (existing is not null || candidates.Count == 1)
+                return new AlreadyEnqueuedException(key, existing, e);
+        }
+        _ = target;
+        return new AlreadyEnqueuedException(candidates.FirstOrDefault() ?? "?", null, e);
+    }
+
+    private static NpgsqlParameter Nullable<T>(T? value, NpgsqlDbType type) => new() { Value = (object?)value ?? DBNull.Value, NpgsqlDbType = type };
+
+    private async ValueTask<(NpgsqlConnection Connection, NpgsqlTransaction? Transaction, bool Owned)> Acquire(DbTarget target, bool async, CancellationToken cancellationToken)
+    {
+        if (target.Connection is { } external)
+            return (external, target.Transaction, false);
+        var connection = async
+            ? await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false)
+            : DataSource.OpenConnection();
+        return (connection, null, true);
+    }
+
+    private static async ValueTask Release(NpgsqlConnection connection, bool async)
+    {
+        if (async)
+            await connection.DisposeAsync().ConfigureAwait(false);
+        else
+            connection.Dispose();
+    }
+
+    private async ValueTask<object?> ScalarAsync(string sql, DbTarget target, bool async, CancellationToken cancellationToken, params NpgsqlParameter[] parameters)
+    {
+        var (connection, transaction, owned) = await Acquire(target, async, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await using var cmd = new NpgsqlCommand(sql, connection, transaction);
+            cmd.Parameters.AddRange(parameters);
+            var result = async ? await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) : cmd.ExecuteScalar();
+            return result is DBNull ? null : result;
+        }
+        finally
+        {
+            if (owned)
+                await Release(connection, async).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task<List<long>> ReadInt64s(NpgsqlCommand cmd, CancellationToken cancellationToken)
+    {
+        var ids = new List<long>();
+        await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            ids.Add(reader.GetInt64(0));
+        return ids;
+    }
+
+    /// <summary>Column ordinals of a job row, looked up by name once per result (COMPAT.md 1.4).</summary>
+    private readonly record struct JobColumns(int Id, int Queue, int Task, int Priority, int Lock, int QueueingLock,
+        int Args, int Status, int ScheduledAt, int Attempts, int AbortRequested, int WorkerId)
+    {
+        public static JobColumns Of(NpgsqlDataReader r) => new(
+            r.GetOrdinal("id"), r.GetOrdinal("queue_name"), r.GetOrdinal("task_name"), r.GetOrdinal("priority"),
+            r.GetOrdinal("lock"), r.GetOrdinal("queueing_lock"), r.GetOrdinal("args"), r.GetOrdinal("status"),
+            r.GetOrdinal("scheduled_at"), r.GetOrdinal("attempts"), r.GetOrdinal("abort_requested"), r.GetOrdinal("worker_id"));
+
+        public Job Read(NpgsqlDataReader r) => new()
+        {
+            Id = r.GetInt64(Id),
+            Queue = r.GetString(Queue),
+            TaskName = r.GetString(Task),
+            Priority = r.GetInt32(Priority),
+            Lock = r.IsDBNull(Lock) ? null : r.GetString(Lock),
+            QueueingLock = r.IsDBNull(QueueingLock) ? null : r.GetString(QueueingLock),
+            ArgsJson = r.GetString(Args),
+            Status = JobStatusExtensions.ParseDbString(r.GetString(Status)),
+            ScheduledAt = r.IsDBNull(ScheduledAt) ? null : new DateTimeOffset(r.GetFieldValue<DateTime>(ScheduledAt), TimeSpan.Zero),
+            Attempts = r.GetInt32(Attempts),
+            AbortRequested = r.GetBoolean(AbortRequested),
+            WorkerId = r.IsDBNull(WorkerId) ? null : r.GetInt64(WorkerId),
+        };
+    }
+}

@@ -1,0 +1,78 @@
+namespace Procrastinate;
+
+/// <summary>How a worker runs. Defaults follow Procrastinate for Python (COMPAT.md 4.7).</summary>
+public sealed record WorkerOptions
+{
+    /// <summary>The worker's name, used in logs and in the job context. Default <c>worker</c>.</summary>
+    public string Name { get; init; } = "worker";
+
+    /// <summary>The queues to serve; <c>null</c> or empty means every queue.</summary>
+    public IReadOnlyList<string>? Queues { get; init; }
+
+    /// <summary>How many jobs run at once. Default 1.</summary>
+    public int Concurrency { get; init; } = 1;
+
+    /// <summary>
+    /// When <c>false</c>, the worker stops as soon as a fetch finds nothing to do (one-shot mode),
+    /// after the jobs it started have ended. Default <c>true</c>.
+    /// </summary>
+    public bool Wait { get; init; } = true;
+
+    /// <summary>Longest wait between two fetches when no notification arrives. Default 5 s.</summary>
+    public TimeSpan FetchJobPollingInterval { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How often running jobs are checked for abort requests, besides notifications. Default 5 s.</summary>
+    public TimeSpan AbortJobPollingInterval { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// On stop, how long running jobs may take to finish before their cancellation token fires
+    /// (a shutdown abort). <c>null</c> waits without limit, as Procrastinate does.
+    /// </summary>
+    public TimeSpan? ShutdownGracefulTimeout { get; init; }
+
+    /// <summary>Wake up on PostgreSQL notifications instead of relying on polling only. Default <c>true</c>.</summary>
+    public bool ListenNotify { get; init; } = true;
+
+    /// <summary>What to do with finished jobs' rows. Default <see cref="DeleteJobsMode.Never"/>.</summary>
+    public DeleteJobsMode DeleteJobs { get; init; } = DeleteJobsMode.Never;
+
+    /// <summary>How often the worker's heartbeat is written. Default 10 s; keep it well under 30 s.</summary>
+    public TimeSpan UpdateHeartbeatInterval { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>A worker whose heartbeat is older than this is considered dead and pruned. Default 30 s.</summary>
+    public TimeSpan StalledWorkerTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Stop gracefully on SIGINT, SIGTERM and Ctrl+C. Default <c>true</c>; turn it off when a host
+    /// (such as the .NET Generic Host) already handles signals.
+    /// </summary>
+    public bool HandleSignals { get; init; } = true;
+
+    /// <summary>Extra values handed to every job through <see cref="JobContext.AdditionalContext"/>.</summary>
+    public IReadOnlyDictionary<string, object?>? AdditionalContext { get; init; }
+
+    /// <summary>Validates the options; called when the worker starts.</summary>
+    /// <exception cref="ArgumentException">An option is out of range.</exception>
+    public void Validate()
+    {
+        if (Concurrency < 1)
+            throw new ArgumentException($"Concurrency must be at least 1 (got {Concurrency}).", nameof(Concurrency));
+        if (string.IsNullOrWhiteSpace(Name))
+            throw new ArgumentException("The worker name cannot be empty.", nameof(Name));
+        RequirePositive(FetchJobPollingInterval, nameof(FetchJobPollingInterval));
+        RequirePositive(AbortJobPollingInterval, nameof(AbortJobPollingInterval));
+        RequirePositive(UpdateHeartbeatInterval, nameof(UpdateHeartbeatInterval));
+        RequirePositive(StalledWorkerTimeout, nameof(StalledWorkerTimeout));
+        if (ShutdownGracefulTimeout is { } t && t < TimeSpan.Zero)
+            throw new ArgumentException("ShutdownGracefulTimeout cannot be negative.", nameof(ShutdownGracefulTimeout));
+        if (Queues is not null)
+            foreach (var q in Queues)
+                Internal.Names.ValidateQueue(q, nameof(Queues));
+    }
+
+    private static void RequirePositive(TimeSpan value, string name)
+    {
+        if (value <= TimeSpan.Zero)
+            throw new ArgumentException($"{name} must be positive (got {value}).", name);
+    }
+}
