@@ -65,7 +65,8 @@ public static class TestCluster
     public static async Task<string> CreateDatabaseAsync(string prefix, bool withSchema = true)
     {
         var admin = await AdminConnectionStringAsync();
-        var name = $"t_{Sanitize(prefix)}_{Guid.NewGuid():N}"[..40].ToLowerInvariant();
+        var raw = $"t_{Sanitize(prefix)}_{Guid.NewGuid():N}";
+        var name = raw[..Math.Min(raw.Length, 40)].ToLowerInvariant();
         await using var ds = NpgsqlDataSource.Create(admin);
         // CREATE DATABASE ... TEMPLATE needs the template to have no other session.
         await CreateGate.WaitAsync();

@@ -1,0 +1,102 @@
+using Npgsql;
+using Procrastinate.Internal;
+using Procrastinate.Tests.Infrastructure;
+
+namespace Procrastinate.Tests.Connection;
+
+public sealed class ConnectionStringTests
+{
+    [Fact]
+    public void A_url_becomes_an_npgsql_connection_string()
+    {
+        var b = new NpgsqlConnectionStringBuilder(ConnectionStrings.Normalize(
+            "postgresql://us%40er:p%3Ass@db.example:6543/my_db?sslmode=require&application_name=app"));
+        Assert.Equal(("db.example", 6543, "us@er", "p:ss", "my_db", SslMode.Require, "app"),
+            (b.Host, b.Port, b.Username, b.Password, b.Database, b.SslMode, b.ApplicationName));
+    }
+
+    [Fact]
+    public void A_url_may_name_a_unix_socket_directory()
+    {
+        var b = new NpgsqlConnectionStringBuilder(ConnectionStrings.Normalize("postgres:///jobs?host=/var/run/postgresql"));
+        Assert.Equal(("/var/run/postgresql", "jobs"), (b.Host, b.Database));
+    }
+
+    [Fact]
+    public void A_keyword_connection_string_is_kept_as_is()
+    {
+        Assert.Equal("Host=h;Database=d", ConnectionStrings.Normalize("Host=h;Database=d"));
+    }
+
+    [Fact]
+    public void The_database_url_variable_wins_over_PG_variables()
+    {
+        var env = new Dictionary<string, string>
+        {
+            ["PROCRASTINATE_DATABASE_URL"] = "postgresql://u@h1/d1",
+            ["PGHOST"] = "h2",
+        };
+        var b = new NpgsqlConnectionStringBuilder(ConnectionStrings.FromEnvironment(k => env.GetValueOrDefault(k)));
+        Assert.Equal(("h1", "d1", "u"), (b.Host, b.Database, b.Username));
+    }
+
+    [Fact]
+    public void The_standard_PG_variables_are_read()
+    {
+        var env = new Dictionary<string, string>
+        {
+            ["PGHOST"] = "pg.local", ["PGPORT"] = "5433", ["PGUSER"] = "me", ["PGPASSWORD"] = "secret",
+            ["PGDATABASE"] = "jobs", ["PGSSLMODE"] = "disable", ["PGAPPNAME"] = "worker",
+        };
+        var b = new NpgsqlConnectionStringBuilder(ConnectionStrings.FromEnvironment(k => env.GetValueOrDefault(k)));
+        Assert.Equal(("pg.local", 5433, "me", "secret", "jobs", SslMode.Disable, "worker"),
+            (b.Host, b.Port, b.Username, b.Password, b.Database, b.SslMode, b.ApplicationName));
+    }
+
+    [Fact]
+    public void A_bad_port_is_reported_clearly()
+    {
+        var e = Assert.Throws<ArgumentException>(() => ConnectionStrings.FromEnvironment(k => k == "PGPORT" ? "abc" : null));
+        Assert.Contains("PGPORT", e.Message);
+    }
+
+    [Fact]
+    public async Task The_connector_reads_the_environment_when_given_nothing()
+    {
+        var cs = await TestCluster.AdminConnectionStringAsync();
+        var url = Environment.GetEnvironmentVariable("PROCRASTINATE_DATABASE_URL");
+        Environment.SetEnvironmentVariable("PROCRASTINATE_DATABASE_URL", cs);
+        try
+        {
+            await using var app = new App(new NpgsqlConnector());
+            await using (await app.OpenAsync())
+            {
+            }
+            using (app.Open())
+            {
+            }
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("PROCRASTINATE_DATABASE_URL", url);
+        }
+    }
+
+    [Fact]
+    public async Task Open_reports_an_unreachable_database()
+    {
+        await using var app = new App(new NpgsqlConnector("Host=127.0.0.1;Port=1;Timeout=2"));
+        await Assert.ThrowsAnyAsync<NpgsqlException>(() => app.OpenAsync());
+    }
+
+    [Fact]
+    public async Task A_data_source_from_the_caller_is_used_and_not_disposed()
+    {
+        var cs = await TestCluster.AdminConnectionStringAsync();
+        await using var ds = NpgsqlDataSource.Create(cs);
+        var app = new App(new NpgsqlConnector(ds));
+        await app.DisposeAsync();
+        await using var cmd = ds.CreateCommand("SELECT 1");
+        Assert.Equal(1, await cmd.ExecuteScalarAsync());
+    }
+}
