@@ -18,11 +18,8 @@ namespace Procrastinate;
 /// await app.RunWorkerAsync(new WorkerOptions { Queues = ["sums"] });
 /// </code>
 /// </example>
-public sealed class App : IAsyncDisposable, IDisposable
+public sealed class App : Blueprint, IAsyncDisposable, IDisposable
 {
-    private readonly Dictionary<string, JobTask> _tasksByName = new(StringComparer.Ordinal);
-    private readonly List<JobTask> _tasks = [];
-    private readonly Lock _registrationGate = new();
 
     /// <summary>Creates an app over <paramref name="connector"/>.</summary>
     public App(Connector connector, AppOptions? options = null)
@@ -33,7 +30,12 @@ public sealed class App : IAsyncDisposable, IDisposable
         Logger = Options.LoggerFactory.CreateLogger("Procrastinate");
         Schema = new SchemaManager(this);
         Jobs = new JobManager(this);
+        AttachTo(this);
+        BuiltinTasks = new BuiltinTasks(this);
     }
+
+    /// <summary>The tasks every app has, such as <c>remove_old_jobs</c>.</summary>
+    public BuiltinTasks BuiltinTasks { get; }
 
     /// <summary>Where jobs are stored.</summary>
     public Connector Connector { get; }
@@ -47,111 +49,7 @@ public sealed class App : IAsyncDisposable, IDisposable
     /// <summary>Operations on existing jobs: status, cancel, abort.</summary>
     public JobManager Jobs { get; }
 
-    /// <summary>The registered tasks.</summary>
-    public IReadOnlyList<JobTask> Tasks
-    {
-        get
-        {
-            lock (_registrationGate)
-                return [.. _tasks];
-        }
-    }
-
     internal ILogger Logger { get; }
-
-    // ---- Task registration -------------------------------------------------------------
-
-    /// <summary>Registers a task with a synchronous body.</summary>
-    /// <param name="name">The stable name stored with each job (at most 128 characters).</param>
-    /// <param name="body">Runs each job, on a thread-pool thread.</param>
-    /// <param name="queue">Default queue (<c>default</c> when null); at most 40 bytes.</param>
-    /// <param name="priority">Default priority; higher runs first.</param>
-    /// <param name="lock">Default lock: jobs sharing it run one at a time.</param>
-    /// <param name="queueingLock">Default queueing lock: at most one waiting job per value.</param>
-    /// <param name="aliases">Other names that resolve to this task (for renames).</param>
-    /// <param name="retry">What happens when a run throws; default: no retry.</param>
-    /// <exception cref="ArgumentException">A name is invalid or already registered.</exception>
-    public JobTask<TArgs> Task<TArgs>(string name, Action<TArgs> body, string? queue = null, int priority = 0,
-        string? @lock = null, string? queueingLock = null, IEnumerable<string>? aliases = null, RetryStrategy? retry = null)
-    {
-        ArgumentNullException.ThrowIfNull(body);
-        return Register<TArgs>(name, (a, _) => RunSync(() => body(a)), new(queue, priority, @lock, queueingLock, aliases, retry));
-    }
-
-    /// <summary>Registers a task with a synchronous body that reads its <see cref="JobContext"/>.</summary>
-    /// <inheritdoc cref="Task{TArgs}(string, Action{TArgs}, string?, int, string?, string?, IEnumerable{string}?, RetryStrategy?)"/>
-    public JobTask<TArgs> Task<TArgs>(string name, Action<TArgs, JobContext> body, string? queue = null, int priority = 0,
-        string? @lock = null, string? queueingLock = null, IEnumerable<string>? aliases = null, RetryStrategy? retry = null)
-    {
-        ArgumentNullException.ThrowIfNull(body);
-        return Register<TArgs>(name, (a, c) => RunSync(() => body(a, c)), new(queue, priority, @lock, queueingLock, aliases, retry));
-    }
-
-    /// <summary>Registers a task with an asynchronous body.</summary>
-    /// <inheritdoc cref="Task{TArgs}(string, Action{TArgs}, string?, int, string?, string?, IEnumerable{string}?, RetryStrategy?)"/>
-    public JobTask<TArgs> Task<TArgs>(string name, Func<TArgs, Threading.Task> body, string? queue = null, int priority = 0,
-        string? @lock = null, string? queueingLock = null, IEnumerable<string>? aliases = null, RetryStrategy? retry = null)
-    {
-        ArgumentNullException.ThrowIfNull(body);
-        return Register<TArgs>(name, (a, _) => body(a), new(queue, priority, @lock, queueingLock, aliases, retry));
-    }
-
-    /// <summary>Registers a task with an asynchronous body that reads its <see cref="JobContext"/>.</summary>
-    /// <inheritdoc cref="Task{TArgs}(string, Action{TArgs}, string?, int, string?, string?, IEnumerable{string}?, RetryStrategy?)"/>
-    public JobTask<TArgs> Task<TArgs>(string name, Func<TArgs, JobContext, Threading.Task> body, string? queue = null, int priority = 0,
-        string? @lock = null, string? queueingLock = null, IEnumerable<string>? aliases = null, RetryStrategy? retry = null)
-    {
-        ArgumentNullException.ThrowIfNull(body);
-        return Register(name, body, new(queue, priority, @lock, queueingLock, aliases, retry));
-    }
-
-    /// <summary>Registers a task with an asynchronous body taking the context and the job's cancellation token.</summary>
-    /// <inheritdoc cref="Task{TArgs}(string, Action{TArgs}, string?, int, string?, string?, IEnumerable{string}?, RetryStrategy?)"/>
-    public JobTask<TArgs> Task<TArgs>(string name, Func<TArgs, JobContext, CancellationToken, Threading.Task> body, string? queue = null, int priority = 0,
-        string? @lock = null, string? queueingLock = null, IEnumerable<string>? aliases = null, RetryStrategy? retry = null)
-    {
-        ArgumentNullException.ThrowIfNull(body);
-        return Register<TArgs>(name, (a, c) => body(a, c, c.CancellationToken), new(queue, priority, @lock, queueingLock, aliases, retry));
-    }
-
-    /// <summary>
-    /// Registers a task written as a handler class. Each job gets an instance from
-    /// <see cref="AppOptions.HandlerActivator"/> (a fresh DI scope with the hosting package).
-    /// </summary>
-    /// <inheritdoc cref="Task{TArgs}(string, Action{TArgs}, string?, int, string?, string?, IEnumerable{string}?, RetryStrategy?)"/>
-    public JobTask<TArgs> Task<TArgs, THandler>(string name, string? queue = null, int priority = 0,
-        string? @lock = null, string? queueingLock = null, IEnumerable<string>? aliases = null, RetryStrategy? retry = null)
-        where THandler : IJobHandler<TArgs> =>
-        Register<TArgs>(name, async (args, context) =>
-        {
-            var lease = Options.HandlerActivator.Activate(typeof(THandler), context);
-            await using (lease.ConfigureAwait(false))
-                await ((THandler)lease.Handler).HandleAsync(args, context, context.CancellationToken).ConfigureAwait(false);
-        }, new(queue, priority, @lock, queueingLock, aliases, retry));
-
-    /// <summary>Finds a task by name or alias.</summary>
-    public JobTask? FindTask(string name)
-    {
-        lock (_registrationGate)
-            return _tasksByName.GetValueOrDefault(name);
-    }
-
-    private static Threading.Task RunSync(Action action) => Threading.Task.Run(action);
-
-    private JobTask<TArgs> Register<TArgs>(string name, Func<TArgs, JobContext, Threading.Task> body, TaskDefaults defaults)
-    {
-        var task = new JobTask<TArgs>(this, name, defaults, body);
-        lock (_registrationGate)
-        {
-            foreach (var key in task.Aliases.Prepend(task.Name))
-                if (_tasksByName.ContainsKey(key))
-                    throw new ArgumentException($"A task named '{key}' is already registered (as a name or an alias).", nameof(name));
-            foreach (var key in task.Aliases.Prepend(task.Name))
-                _tasksByName[key] = task;
-            _tasks.Add(task);
-        }
-        return task;
-    }
 
     // ---- Opening ----------------------------------------------------------------------
 

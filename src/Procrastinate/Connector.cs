@@ -55,6 +55,29 @@ public abstract class Connector : IAsyncDisposable, IDisposable
 
     internal abstract ValueTask<Job?> GetJobAsync(long jobId, DbTarget target, bool async, CancellationToken cancellationToken);
 
+    internal abstract ValueTask<int> DeleteOldJobsAsync(int maxHours, string? queue, IReadOnlyList<JobStatus> statuses, DbTarget target, bool async, CancellationToken cancellationToken);
+
+    /// <summary>Manual retry of a failed (or running) job through procrastinate_retry_job_v2, clearing a leftover abort flag first (W6).</summary>
+    /// <exception cref="InvalidOperationException">The job does not exist or cannot be retried.</exception>
+    internal abstract ValueTask RetryJobManuallyAsync(long jobId, DateTimeOffset retryAt, int? priority, string? queue, string? @lock, DbTarget target, bool async, CancellationToken cancellationToken);
+
+    internal abstract ValueTask<IReadOnlyList<JobEvent>> ListEventsAsync(long jobId, DbTarget target, bool async, CancellationToken cancellationToken);
+
+    internal abstract ValueTask<IReadOnlyList<Job>> ListStalledJobsAsync(TimeSpan threshold, string? queue, string? taskName, bool async, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Rescues stalled jobs (heartbeat older than <paramref name="threshold"/> and started longer ago than that),
+    /// one runner at a time across workers. <paramref name="decide"/> says, per job, whether to retry it (true) or fail it.
+    /// Returns what was done.
+    /// </summary>
+    internal abstract ValueTask<IReadOnlyList<(Job Job, bool Retried)>> RescueStalledJobsAsync(TimeSpan threshold, Func<Job, bool> decide, CancellationToken cancellationToken);
+
+    /// <summary>Gives the still-running jobs whose worker row was pruned back to <paramref name="workerId"/> (W5).</summary>
+    internal abstract ValueTask ReclaimRunningJobsAsync(long[] jobIds, long workerId, CancellationToken cancellationToken);
+
+    /// <summary>How long until the next future job of these queues is due (database clock), or null when none.</summary>
+    internal abstract ValueTask<TimeSpan?> NextScheduledDelayAsync(string[]? queues, CancellationToken cancellationToken);
+
     /// <summary>
     /// Listens on the channels until cancelled, reconnecting after failures. Calls
     /// <paramref name="onNotification"/> for each notification and <paramref name="onListening"/>

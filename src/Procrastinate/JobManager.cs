@@ -59,4 +59,79 @@ public sealed class JobManager
     /// <inheritdoc cref="Get(long)"/>
     public Task<Job?> GetAsync(long jobId, CancellationToken cancellationToken = default) =>
         _app.Connector.GetJobAsync(jobId, DbTarget.Pool, async: true, cancellationToken).AsTask();
+
+    /// <summary>
+    /// Runs a failed (or stuck running) job again: it goes back to <c>todo</c> with one more attempt,
+    /// due at <paramref name="retryAt"/> (now when null). New priority, queue or lock are optional.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">No such job, or its status cannot be retried.</exception>
+    public void Retry(long jobId, DateTimeOffset? retryAt = null, int? priority = null, string? queue = null, string? @lock = null) =>
+        SyncRunner.Run(RetryCore(jobId, retryAt, priority, queue, @lock, DbTarget.Pool, async: false, CancellationToken.None));
+
+    /// <inheritdoc cref="Retry"/>
+    public Task RetryAsync(long jobId, DateTimeOffset? retryAt = null, int? priority = null, string? queue = null, string? @lock = null,
+        CancellationToken cancellationToken = default) =>
+        RetryCore(jobId, retryAt, priority, queue, @lock, DbTarget.Pool, async: true, cancellationToken).AsTask();
+
+    /// <summary>Retries a job inside the caller's transaction.</summary>
+    /// <inheritdoc cref="Retry"/>
+    public Task RetryAsync(long jobId, NpgsqlTransaction transaction, DateTimeOffset? retryAt = null, int? priority = null,
+        string? queue = null, string? @lock = null, CancellationToken cancellationToken = default)
+    {
+        var target = DbTarget.From(transaction);
+        _app.RequireExternalSupport(target);
+        return RetryCore(jobId, retryAt, priority, queue, @lock, target, async: true, cancellationToken).AsTask();
+    }
+
+    private ValueTask RetryCore(long jobId, DateTimeOffset? retryAt, int? priority, string? queue, string? @lock, DbTarget target, bool async, CancellationToken ct)
+    {
+        if (queue is not null) Names.ValidateQueue(queue);
+        Names.ValidateLock(@lock, "lock", nameof(@lock));
+        var at = retryAt ?? _app.Options.TimeProvider.GetUtcNow();
+        return _app.Connector.RetryJobManuallyAsync(jobId, at, priority, queue, @lock, target, async, ct);
+    }
+
+    /// <summary>The history of a job, oldest first (empty when the job does not exist).</summary>
+    public IReadOnlyList<JobEvent> ListEvents(long jobId) =>
+        SyncRunner.Run(_app.Connector.ListEventsAsync(jobId, DbTarget.Pool, async: false, CancellationToken.None));
+
+    /// <inheritdoc cref="ListEvents"/>
+    public Task<IReadOnlyList<JobEvent>> ListEventsAsync(long jobId, CancellationToken cancellationToken = default) =>
+        _app.Connector.ListEventsAsync(jobId, DbTarget.Pool, async: true, cancellationToken).AsTask();
+
+    /// <summary>
+    /// Running jobs whose worker has not heartbeaten for <paramref name="threshold"/> (default 30 s)
+    /// or is gone (COMPAT.md 3.9).
+    /// </summary>
+    public IReadOnlyList<Job> ListStalledJobs(TimeSpan? threshold = null, string? queue = null, string? taskName = null) =>
+        SyncRunner.Run(_app.Connector.ListStalledJobsAsync(threshold ?? DefaultStalledThreshold, queue, taskName, async: false, CancellationToken.None));
+
+    /// <inheritdoc cref="ListStalledJobs"/>
+    public Task<IReadOnlyList<Job>> ListStalledJobsAsync(TimeSpan? threshold = null, string? queue = null, string? taskName = null,
+        CancellationToken cancellationToken = default) =>
+        _app.Connector.ListStalledJobsAsync(threshold ?? DefaultStalledThreshold, queue, taskName, async: true, cancellationToken).AsTask();
+
+    /// <summary>The default age after which a worker's heartbeat is stale: 30 s, as in Procrastinate.</summary>
+    public static TimeSpan DefaultStalledThreshold { get; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Deletes finished jobs whose latest event is older than <paramref name="maxHours"/> hours: always
+    /// succeeded ones, plus failed, cancelled or aborted ones when asked. Returns the number deleted.
+    /// </summary>
+    public int DeleteOldJobs(int maxHours, string? queue = null, bool includeFailed = false, bool includeCancelled = false, bool includeAborted = false) =>
+        SyncRunner.Run(_app.Connector.DeleteOldJobsAsync(maxHours, queue, Statuses(includeFailed, includeCancelled, includeAborted), DbTarget.Pool, async: false, CancellationToken.None));
+
+    /// <inheritdoc cref="DeleteOldJobs"/>
+    public Task<int> DeleteOldJobsAsync(int maxHours, string? queue = null, bool includeFailed = false, bool includeCancelled = false, bool includeAborted = false,
+        CancellationToken cancellationToken = default) =>
+        _app.Connector.DeleteOldJobsAsync(maxHours, queue, Statuses(includeFailed, includeCancelled, includeAborted), DbTarget.Pool, async: true, cancellationToken).AsTask();
+
+    private static List<JobStatus> Statuses(bool failed, bool cancelled, bool aborted)
+    {
+        var statuses = new List<JobStatus> { JobStatus.Succeeded };
+        if (failed) statuses.Add(JobStatus.Failed);
+        if (cancelled) statuses.Add(JobStatus.Cancelled);
+        if (aborted) statuses.Add(JobStatus.Aborted);
+        return statuses;
+    }
 }

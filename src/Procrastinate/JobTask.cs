@@ -10,9 +10,10 @@ namespace Procrastinate;
 /// </summary>
 public abstract class JobTask
 {
-    private protected JobTask(App app, string name, TaskDefaults defaults)
+    private App? _app;
+
+    private protected JobTask(string name, TaskDefaults defaults)
     {
-        App = app;
         Name = Names.ValidateTaskName(name);
         Queue = Names.ValidateQueue(defaults.Queue ?? Names.DefaultQueue);
         Priority = defaults.Priority;
@@ -23,7 +24,11 @@ public abstract class JobTask
     }
 
     /// <summary>The app the task belongs to.</summary>
-    public App App { get; }
+    /// <exception cref="InvalidOperationException">The task's blueprint is not added to an app yet.</exception>
+    public App App => _app ?? throw new InvalidOperationException(
+        $"Task '{Name}' belongs to a blueprint that is not added to an app yet; call app.AddBlueprint(...) first.");
+
+    internal void AttachTo(App app) => _app = app;
 
     /// <summary>The stored name (with its blueprint namespaces).</summary>
     public string Name { get; internal set; }
@@ -49,6 +54,19 @@ public abstract class JobTask
     /// <summary>The arguments type.</summary>
     public abstract Type ArgsType { get; }
 
+    private IJobMiddleware[] _middleware = [];
+
+    /// <summary>The task's middleware, outermost first.</summary>
+    public IReadOnlyList<IJobMiddleware> Middleware => _middleware;
+
+    /// <summary>Adds a middleware around this task's body (after those added before).</summary>
+    public JobTask Use(IJobMiddleware middleware)
+    {
+        ArgumentNullException.ThrowIfNull(middleware);
+        _middleware = [.. _middleware, middleware];
+        return this;
+    }
+
     /// <summary>Runs one job: reads its arguments and calls the body.</summary>
     internal abstract Task InvokeAsync(JobContext context);
 
@@ -72,8 +90,8 @@ public sealed class JobTask<TArgs> : JobTask
 {
     private readonly Func<TArgs, JobContext, Task> _body;
 
-    internal JobTask(App app, string name, TaskDefaults defaults, Func<TArgs, JobContext, Task> body)
-        : base(app, name, defaults)
+    internal JobTask(string name, TaskDefaults defaults, Func<TArgs, JobContext, Task> body)
+        : base(name, defaults)
     {
         _body = body;
     }

@@ -348,6 +348,169 @@ public sealed class NpgsqlConnector : Connector
         }
     }
 
+    internal override async ValueTask<int> DeleteOldJobsAsync(int maxHours, string? queue, IReadOnlyList<JobStatus> statuses, DbTarget target, bool async, CancellationToken cancellationToken)
+    {
+        var (connection, transaction, owned) = await Acquire(target, async, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await using var cmd = new NpgsqlCommand(SqlQueries.Get("delete_old_jobs"), connection, transaction);
+            cmd.Parameters.Add(new NpgsqlParameter<int> { TypedValue = maxHours });
+            cmd.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = [.. statuses.Select(s => s.ToDbString())] });
+            cmd.Parameters.Add(Nullable(queue, NpgsqlDbType.Varchar));
+            return async ? await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) : cmd.ExecuteNonQuery();
+        }
+        finally
+        {
+            if (owned)
+                await Release(connection, async).ConfigureAwait(false);
+        }
+    }
+
+    internal override async ValueTask RetryJobManuallyAsync(long jobId, DateTimeOffset retryAt, int? priority, string? queue, string? @lock, DbTarget target, bool async, CancellationToken cancellationToken)
+    {
+        var (connection, transaction, owned) = await Acquire(target, async, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await using var batch = new NpgsqlBatch(connection, transaction);
+            var clear = new NpgsqlBatchCommand(SqlQueries.Get("clear_abort_on_failed"));
+            clear.Parameters.Add(new NpgsqlParameter<long> { TypedValue = jobId });
+            var retry = new NpgsqlBatchCommand(SqlQueries.Get("manual_retry"));
+            retry.Parameters.Add(new NpgsqlParameter<long> { TypedValue = jobId });
+            retry.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = retryAt.UtcDateTime, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+            retry.Parameters.Add(Nullable(priority, NpgsqlDbType.Integer));
+            retry.Parameters.Add(Nullable(queue, NpgsqlDbType.Varchar));
+            retry.Parameters.Add(Nullable(@lock, NpgsqlDbType.Varchar));
+            var wake = new NpgsqlBatchCommand(SqlQueries.Get("notify_job_runnable"));
+            wake.Parameters.Add(new NpgsqlParameter<long> { TypedValue = jobId });
+            batch.BatchCommands.Add(clear);
+            batch.BatchCommands.Add(retry);
+            batch.BatchCommands.Add(wake);
+            try
+            {
+                if (async) await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                else batch.ExecuteNonQuery();
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.RaiseException)
+            {
+                throw new InvalidOperationException(e.MessageText, e);
+            }
+        }
+        finally
+        {
+            if (owned)
+                await Release(connection, async).ConfigureAwait(false);
+        }
+    }
+
+    internal override async ValueTask<IReadOnlyList<JobEvent>> ListEventsAsync(long jobId, DbTarget target, bool async, CancellationToken cancellationToken)
+    {
+        var (connection, transaction, owned) = await Acquire(target, async, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await using var cmd = new NpgsqlCommand(SqlQueries.Get("list_events"), connection, transaction);
+            cmd.Parameters.Add(new NpgsqlParameter<long> { TypedValue = jobId });
+            await using var reader = async ? await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false) : cmd.ExecuteReader();
+            var events = new List<JobEvent>();
+            while (async ? await reader.ReadAsync(cancellationToken).ConfigureAwait(false) : reader.Read())
+                events.Add(new JobEvent(reader.GetInt64(0), reader.GetInt64(1),
+                    reader.IsDBNull(2) ? null : JobEventTypeExtensions.ParseDbString(reader.GetString(2)),
+                    reader.IsDBNull(3) ? null : new DateTimeOffset(reader.GetFieldValue<DateTime>(3), TimeSpan.Zero)));
+            return events;
+        }
+        finally
+        {
+            if (owned)
+                await Release(connection, async).ConfigureAwait(false);
+        }
+    }
+
+    internal override async ValueTask<IReadOnlyList<Job>> ListStalledJobsAsync(TimeSpan threshold, string? queue, string? taskName, bool async, CancellationToken cancellationToken)
+    {
+        await using var connection = async ? await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false) : DataSource.OpenConnection();
+        await using var cmd = new NpgsqlCommand(SqlQueries.Get("list_stalled_jobs"), connection);
+        cmd.Parameters.Add(new NpgsqlParameter<double> { TypedValue = threshold.TotalSeconds });
+        cmd.Parameters.Add(Nullable(queue, NpgsqlDbType.Varchar));
+        cmd.Parameters.Add(Nullable(taskName, NpgsqlDbType.Varchar));
+        return await ReadJobs(cmd, async, cancellationToken).ConfigureAwait(false);
+    }
+
+    internal override async ValueTask<IReadOnlyList<(Job Job, bool Retried)>> RescueStalledJobsAsync(TimeSpan threshold, Func<Job, bool> decide, CancellationToken cancellationToken)
+    {
+        await using var connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var tx = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        // One rescuer at a time, whatever the number of workers (COMPAT.md W3).
+        await using (var lockCmd = new NpgsqlCommand($"SELECT pg_try_advisory_xact_lock({RescueLockKey})", connection, tx))
+            if (!(bool)(await lockCmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!)
+                return [];
+
+        IReadOnlyList<Job> stalled;
+        await using (var cmd = new NpgsqlCommand(SqlQueries.Get("lock_stalled_jobs_for_rescue"), connection, tx))
+        {
+            cmd.Parameters.Add(new NpgsqlParameter<double> { TypedValue = threshold.TotalSeconds });
+            stalled = await ReadJobs(cmd, true, cancellationToken).ConfigureAwait(false);
+        }
+        var done = new List<(Job, bool)>();
+        foreach (var job in stalled)
+        {
+            var retry = decide(job);
+            await tx.SaveAsync("rescue", cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await using var cmd = new NpgsqlCommand(SqlQueries.Get(retry ? "rescue_retry" : "rescue_fail"), connection, tx);
+                cmd.Parameters.Add(new NpgsqlParameter<long> { TypedValue = job.Id });
+                await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                if (retry)
+                {
+                    await using var wake = new NpgsqlCommand(SqlQueries.Get("notify_job_runnable"), connection, tx);
+                    wake.Parameters.Add(new NpgsqlParameter<long> { TypedValue = job.Id });
+                    await wake.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                }
+                await tx.ReleaseAsync("rescue", cancellationToken).ConfigureAwait(false);
+                done.Add((job, retry));
+            }
+            catch (PostgresException e) when (retry && IsQueueingLockConflict(e))
+            {
+                // Another job already waits under its queueing lock (W8): the stalled one fails.
+                await tx.RollbackAsync("rescue", cancellationToken).ConfigureAwait(false);
+                await using var fail = new NpgsqlCommand(SqlQueries.Get("rescue_fail"), connection, tx);
+                fail.Parameters.Add(new NpgsqlParameter<long> { TypedValue = job.Id });
+                await fail.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                done.Add((job, false));
+            }
+        }
+        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return done;
+    }
+
+    internal override async ValueTask ReclaimRunningJobsAsync(long[] jobIds, long workerId, CancellationToken cancellationToken)
+    {
+        await using var connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = new NpgsqlCommand(SqlQueries.Get("reclaim_running_jobs"), connection);
+        cmd.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = jobIds });
+        cmd.Parameters.Add(new NpgsqlParameter<long> { TypedValue = workerId });
+        await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    internal override async ValueTask<TimeSpan?> NextScheduledDelayAsync(string[]? queues, CancellationToken cancellationToken)
+    {
+        await using var connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = new NpgsqlCommand(SqlQueries.Get("next_scheduled_at"), connection);
+        cmd.Parameters.Add(Nullable(queues, NpgsqlDbType.Array | NpgsqlDbType.Varchar));
+        return await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is TimeSpan delay ? delay : null;
+    }
+
+    private const long RescueLockKey = 0x5072_6f63_5265_7363; // "ProcResc"
+
+    private static async ValueTask<IReadOnlyList<Job>> ReadJobs(NpgsqlCommand cmd, bool async, CancellationToken cancellationToken)
+    {
+        var jobs = new List<Job>();
+        await using var reader = async ? await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false) : cmd.ExecuteReader();
+        var columns = JobColumns.Of(reader);
+        while (async ? await reader.ReadAsync(cancellationToken).ConfigureAwait(false) : reader.Read())
+            jobs.Add(columns.Read(reader));
+        return jobs;
+    }
+
     internal override async Task ListenAsync(IReadOnlyList<string> channels, Action<string, string> onNotification,
         Action<bool> onListening, CancellationToken cancellationToken)
     {

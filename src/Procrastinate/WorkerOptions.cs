@@ -48,6 +48,18 @@ public sealed record WorkerOptions
     /// </summary>
     public bool HandleSignals { get; init; } = true;
 
+    /// <summary>
+    /// What to do with running jobs whose worker stopped heartbeating for <see cref="StalledWorkerTimeout"/>.
+    /// Default <see cref="StalledJobPolicy.Retry"/>: they run again, with no human action.
+    /// </summary>
+    public StalledJobPolicy StalledJobs { get; init; } = StalledJobPolicy.Retry;
+
+    /// <summary>How often stalled jobs are looked for (one worker at a time does it). Default 15 s.</summary>
+    public TimeSpan StalledJobsCheckInterval { get; init; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>Middleware wrapping every job this worker runs, outermost first.</summary>
+    public IReadOnlyList<IJobMiddleware>? Middleware { get; init; }
+
     /// <summary>Extra values handed to every job through <see cref="JobContext.AdditionalContext"/>.</summary>
     public IReadOnlyDictionary<string, object?>? AdditionalContext { get; init; }
 
@@ -63,6 +75,11 @@ public sealed record WorkerOptions
         RequirePositive(AbortJobPollingInterval, nameof(AbortJobPollingInterval));
         RequirePositive(UpdateHeartbeatInterval, nameof(UpdateHeartbeatInterval));
         RequirePositive(StalledWorkerTimeout, nameof(StalledWorkerTimeout));
+        RequirePositive(StalledJobsCheckInterval, nameof(StalledJobsCheckInterval));
+        if (UpdateHeartbeatInterval >= StalledWorkerTimeout)
+            throw new ArgumentException(
+                $"UpdateHeartbeatInterval ({UpdateHeartbeatInterval}) must be shorter than StalledWorkerTimeout ({StalledWorkerTimeout}), or live workers look dead.",
+                nameof(UpdateHeartbeatInterval));
         if (ShutdownGracefulTimeout is { } t && t < TimeSpan.Zero)
             throw new ArgumentException("ShutdownGracefulTimeout cannot be negative.", nameof(ShutdownGracefulTimeout));
         if (Queues is not null)

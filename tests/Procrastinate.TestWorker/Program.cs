@@ -3,7 +3,7 @@ using Npgsql;
 using Procrastinate;
 
 // Usage: Procrastinate.TestWorker <connection string> [key=value ...]
-//   concurrency=N  graceful_ms=N  stalled_s=N  heartbeat_ms=N  queues=a,b  one_shot=true
+//   concurrency=N  graceful_ms=N  stalled_s=N  heartbeat_ms=N  rescue_ms=N  poll_ms=N  queues=a,b  one_shot=true
 // Tasks:
 //   sleep {"ms": N, "honor_cancel": bool}  appends (job_id, pid) to test_ledger, then sleeps
 var connectionString = args[0];
@@ -36,6 +36,7 @@ await app.RunWorkerAsync(new WorkerOptions
     StalledWorkerTimeout = TimeSpan.FromSeconds(Int("stalled_s", 30)),
     UpdateHeartbeatInterval = TimeSpan.FromMilliseconds(Int("heartbeat_ms", 10_000)),
     FetchJobPollingInterval = TimeSpan.FromMilliseconds(Int("poll_ms", 5_000)),
+    StalledJobsCheckInterval = TimeSpan.FromMilliseconds(Int("rescue_ms", 15_000)),
 });
 Console.WriteLine("STOPPED");
 

@@ -77,6 +77,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 3011, Level = LogLevel.Error, Message = "[{Action}] Retry of job {JobId} hit a queueing lock; the job ends as failed")]
     public static partial void RetryQueueingLockConflict(ILogger logger, string action, long jobId, Exception exception);
 
+    [LoggerMessage(EventId = 3012, Level = LogLevel.Warning, Message = "[{Action}] Job {JobId} {TaskName} was stalled (worker {WorkerId} stopped heartbeating): {Result}")]
+    public static partial void StalledJobRescued(ILogger logger, string action, long jobId, string taskName, long? workerId, string result);
+
     [LoggerMessage(EventId = 4001, Level = LogLevel.Information, Message = "[{Action}] {Message}")]
     public static partial void Schema(ILogger logger, string action, string message);
 }

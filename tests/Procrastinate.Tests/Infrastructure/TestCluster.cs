@@ -10,7 +10,8 @@ namespace Procrastinate.Tests.Infrastructure;
 /// </summary>
 public static class TestCluster
 {
-    public const string TemplateDatabase = "procrastinate_test_template";
+    /// <summary>One template per test process, so concurrent test runs on one server do not collide.</summary>
+    public static readonly string TemplateDatabase = $"procrastinate_test_template_{Environment.ProcessId}";
     private static readonly Lazy<Task<string>> Server = new(StartAsync);
     private static readonly SemaphoreSlim CreateGate = new(1, 1);
 
@@ -55,6 +56,13 @@ public static class TestCluster
         await using (var app = new App(new NpgsqlConnector(templateCs)))
             await app.Schema.ApplyAsync();
         NpgsqlConnection.ClearAllPools();
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            // Best effort: a template left by a killed run is dropped by the next run with the same pid, or by hand.
+            using var cleanup = NpgsqlDataSource.Create(admin);
+            using var cmd = cleanup.CreateCommand($"DROP DATABASE IF EXISTS {TemplateDatabase} WITH (FORCE)");
+            try { cmd.ExecuteNonQuery(); } catch (NpgsqlException) { }
+        };
         return admin;
     }
 

@@ -145,6 +145,77 @@ public class CatalogTests(DatabaseFixture db, ITestOutputHelper output) : IClass
         }
     }
 
+    [Fact]
+    public async Task Comparer_reports_drift_in_every_kind()
+    {
+        var connectionString = await TestCluster.CreateDatabaseAsync("catalogdrift");
+        try
+        {
+            await using var dataSource = NpgsqlDataSource.Create(connectionString);
+            await using (var cmd = dataSource.CreateCommand("""
+                ALTER TYPE procrastinate_job_status ADD VALUE 'paused';
+                ALTER TYPE procrastinate_job_to_defer_v1 ADD ATTRIBUTE extra integer;
+                ALTER TABLE procrastinate_workers ADD COLUMN host text;
+                ALTER TABLE procrastinate_events ALTER COLUMN type SET NOT NULL;
+                ALTER TABLE procrastinate_events DROP CONSTRAINT procrastinate_events_job_id_fkey;
+                ALTER TABLE procrastinate_events ADD CONSTRAINT procrastinate_events_job_id_fkey
+                    FOREIGN KEY (job_id) REFERENCES procrastinate_jobs(id);
+                ALTER TABLE procrastinate_jobs ADD CONSTRAINT procrastinate_dotnet_check CHECK (attempts >= 0);
+                CREATE INDEX procrastinate_jobs_other_idx ON procrastinate_jobs (task_name);
+                ALTER SEQUENCE procrastinate_events_id_seq CYCLE;
+                ALTER FUNCTION procrastinate_update_heartbeat_v1(bigint) SET search_path = public;
+                ALTER FUNCTION procrastinate_cancel_job_v1(bigint, boolean, boolean) SECURITY DEFINER STRICT;
+                ALTER FUNCTION procrastinate_unlink_periodic_defers_v1() STABLE;
+                ALTER TABLE procrastinate_jobs DISABLE TRIGGER procrastinate_trigger_delete_jobs_v1;
+                CREATE VIEW procrastinate_dotnet_view AS SELECT 1 AS one;
+                CREATE VIEW procrastinate_jobs_view_v1 AS SELECT id FROM procrastinate_jobs;
+                """))
+            {
+                await cmd.ExecuteNonQueryAsync();
+            }
+
+            var after = CatalogComparer.Compare(ExpectedCatalog.All, await CatalogReader.ReadAsync(dataSource));
+            output.WriteLine(after.Describe());
+
+            CatalogDifference[] expected =
+            [
+                new(CatalogKind.Enum, "procrastinate_job_status", DifferenceKind.Different, "labels",
+                    "todo, doing, succeeded, failed, cancelled, aborting, aborted",
+                    "todo, doing, succeeded, failed, cancelled, aborting, aborted, paused"),
+                new(CatalogKind.CompositeType, "procrastinate_job_to_defer_v1", DifferenceKind.Different, "fields",
+                    "queue_name character varying, task_name character varying, priority integer, lock text, queueing_lock text, args jsonb, scheduled_at timestamp with time zone",
+                    "queue_name character varying, task_name character varying, priority integer, lock text, queueing_lock text, args jsonb, scheduled_at timestamp with time zone, extra integer"),
+                new(CatalogKind.Table, "procrastinate_workers", DifferenceKind.Different, "columns",
+                    "id, last_heartbeat", "id, last_heartbeat, host"),
+                new(CatalogKind.Column, "procrastinate_events.type", DifferenceKind.Different, "not null", "NULL", "NOT NULL"),
+                new(CatalogKind.Column, "procrastinate_workers.host", DifferenceKind.Unexpected),
+                new(CatalogKind.Constraint, "procrastinate_dotnet_check", DifferenceKind.Unexpected),
+                new(CatalogKind.Constraint, "procrastinate_events_job_id_fkey", DifferenceKind.Different, "definition",
+                    "FOREIGN KEY (job_id) REFERENCES procrastinate_jobs(id) ON DELETE CASCADE",
+                    "FOREIGN KEY (job_id) REFERENCES procrastinate_jobs(id)"),
+                new(CatalogKind.Index, "procrastinate_jobs_other_idx", DifferenceKind.Unexpected),
+                new(CatalogKind.Sequence, "procrastinate_events_id_seq", DifferenceKind.Different, "cycle", "NO CYCLE", "CYCLE"),
+                new(CatalogKind.Function, "procrastinate_cancel_job_v1(bigint,boolean,boolean)", DifferenceKind.Different, "security",
+                    "SECURITY INVOKER", "SECURITY DEFINER"),
+                new(CatalogKind.Function, "procrastinate_cancel_job_v1(bigint,boolean,boolean)", DifferenceKind.Different, "strict",
+                    "CALLED ON NULL INPUT", "STRICT"),
+                new(CatalogKind.Function, "procrastinate_update_heartbeat_v1(bigint)", DifferenceKind.Different, "SET options",
+                    "", "search_path=public"),
+                new(CatalogKind.TriggerFunction, "procrastinate_unlink_periodic_defers_v1()", DifferenceKind.Different, "volatility",
+                    "VOLATILE", "STABLE"),
+                new(CatalogKind.Trigger, "procrastinate_trigger_delete_jobs_v1", DifferenceKind.Different, "enabled",
+                    "enabled", "DISABLED"),
+                new(CatalogKind.Other, "procrastinate_jobs_view_v1 (relation of relkind v)", DifferenceKind.Unexpected),
+            ];
+            Assert.Equal(expected, after.Differences);
+            Assert.Contains(after.ToleratedExtras, o => o.Kind == CatalogKind.Other && o.BaseName == "procrastinate_dotnet_view");
+        }
+        finally
+        {
+            await TestCluster.DropDatabaseAsync(connectionString);
+        }
+    }
+
     private async Task AssertMatchesAsync(params CatalogKind[] kinds)
     {
         var actual = await CatalogReader.ReadAsync(db.DataSource);

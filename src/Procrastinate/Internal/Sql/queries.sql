@@ -158,3 +158,71 @@ FROM procrastinate_jobs WHERE id = $1;
 
 -- name: check_connection
 SELECT to_regclass('procrastinate_jobs') IS NOT NULL AS installed;
+
+-- name: delete_old_jobs
+-- The rows Python's delete_old_jobs deletes (COMPAT.md 3.10, W13): status in the list, queue
+-- filter, at least one event, no event with a NULL time, latest event strictly older than
+-- $1 hours on the server clock.
+DELETE FROM procrastinate_jobs AS j
+WHERE j.status = ANY($2::text[]::procrastinate_job_status[])
+  AND ($3::character varying IS NULL OR j.queue_name = $3)
+  AND (SELECT max(e.at) FROM procrastinate_events AS e WHERE e.job_id = j.id) < now() - make_interval(hours => $1)
+  AND NOT EXISTS (SELECT 1 FROM procrastinate_events AS e WHERE e.job_id = j.id AND e.at IS NULL);
+
+-- name: clear_abort_on_failed
+-- Before a manual retry (COMPAT.md W6): a job failed through the abort path keeps the flag,
+-- which would trip check_not_todo_abort_requested. No trigger fires for this change.
+UPDATE procrastinate_jobs SET abort_requested = false
+WHERE id = $1 AND status = 'failed'::procrastinate_job_status AND abort_requested;
+
+-- name: manual_retry
+SELECT procrastinate_retry_job_v2($1, $2, $3, $4, $5);
+
+-- name: list_events
+SELECT id, job_id, type::text AS type, at FROM procrastinate_events WHERE job_id = $1 ORDER BY id;
+
+-- name: list_stalled_jobs
+-- COMPAT.md 3.9, heartbeat mode.
+SELECT id, queue_name, task_name, priority, lock, queueing_lock, args, status::text AS status,
+       scheduled_at, attempts, abort_requested, worker_id
+FROM procrastinate_jobs
+WHERE status = 'doing'::procrastinate_job_status
+  AND (worker_id IS NULL
+       OR worker_id IN (SELECT id FROM procrastinate_workers WHERE last_heartbeat < now() - make_interval(secs => $1)))
+  AND ($2::character varying IS NULL OR queue_name = $2)
+  AND ($3::character varying IS NULL OR task_name = $3)
+ORDER BY id;
+
+-- name: lock_stalled_jobs_for_rescue
+-- The stalled jobs to rescue now, locked. Besides the heartbeat rule, the latest 'started'
+-- event must be older than the threshold: a job whose worker was pruned while alive has
+-- worker_id NULL and would otherwise look stalled at once (COMPAT.md W3).
+SELECT j.id, j.queue_name, j.task_name, j.priority, j.lock, j.queueing_lock, j.args, j.status::text AS status,
+       j.scheduled_at, j.attempts, j.abort_requested, j.worker_id
+FROM procrastinate_jobs AS j
+WHERE j.status = 'doing'::procrastinate_job_status
+  AND (j.worker_id IS NULL
+       OR j.worker_id IN (SELECT id FROM procrastinate_workers WHERE last_heartbeat < now() - make_interval(secs => $1)))
+  AND COALESCE((SELECT max(e.at) FROM procrastinate_events AS e WHERE e.job_id = j.id AND e.type = 'started'::procrastinate_job_event_type), '-infinity')
+      < now() - make_interval(secs => $1)
+ORDER BY j.id
+LIMIT 1000
+FOR UPDATE OF j SKIP LOCKED;
+
+-- name: rescue_retry
+SELECT procrastinate_retry_job_v2($1, now(), NULL, NULL, NULL);
+
+-- name: rescue_fail
+SELECT procrastinate_finish_job_v1($1, 'failed'::procrastinate_job_status, false);
+
+-- name: reclaim_running_jobs
+-- After re-registering (COMPAT.md W5): the jobs this process still runs belong to it again.
+UPDATE procrastinate_jobs SET worker_id = $2
+WHERE id = ANY($1::bigint[]) AND status = 'doing'::procrastinate_job_status AND worker_id IS NULL;
+
+-- name: next_scheduled_at
+-- When the next future job of the served queues becomes due (database clock), so an idle
+-- worker wakes for it instead of waiting a whole polling interval.
+SELECT min(scheduled_at) - now() FROM procrastinate_jobs
+WHERE status = 'todo'::procrastinate_job_status AND scheduled_at > now()
+  AND ($1::character varying[] IS NULL OR queue_name = ANY($1::character varying[]));

@@ -98,6 +98,10 @@ internal sealed partial class Worker
                     var fresh = await _store.RegisterWorkerAsync(cancellationToken).ConfigureAwait(false);
                     Interlocked.Exchange(ref _workerId, fresh);
                     _info = _info with { Id = fresh };
+                    // The prune cleared worker_id on the jobs still running here: take them back,
+                    // or the rescuer would run them a second time.
+                    if (!_running.IsEmpty)
+                        await _store.ReclaimRunningJobsAsync([.. _running.Keys], fresh, cancellationToken).ConfigureAwait(false);
                     Log.WorkerReregistered(_log, "update_heartbeat", old, fresh);
                 }
             }
@@ -109,6 +113,51 @@ internal sealed partial class Worker
             {
                 Log.SideLoopError(_log, "update_heartbeat", "The heartbeat", _options.UpdateHeartbeatInterval, e);
             }
+        }
+    }
+
+    private async Task RescueLoopAsync(CancellationToken cancellationToken)
+    {
+        while (await DelayAsync(_options.StalledJobsCheckInterval, cancellationToken).ConfigureAwait(false))
+        {
+            try
+            {
+                var rescued = await _store.RescueStalledJobsAsync(_options.StalledWorkerTimeout, ShouldRetryStalled, cancellationToken).ConfigureAwait(false);
+                foreach (var (job, retried) in rescued)
+                    Log.StalledJobRescued(_log, "rescue_stalled_job", job.Id, job.TaskName, job.WorkerId, retried ? "retried" : "failed");
+                if (rescued.Any(r => r.Retried))
+                    _wake.Set();
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (IsTransient(e))
+            {
+                Log.SideLoopError(_log, "rescue_stalled_job", "Stalled-job rescue", _options.StalledJobsCheckInterval, e);
+            }
+        }
+    }
+
+    private bool ShouldRetryStalled(Job job)
+    {
+        switch (_options.StalledJobs)
+        {
+            case StalledJobPolicy.Retry:
+                return true;
+            case StalledJobPolicy.RetryPerStrategy:
+                var task = _app.FindTask(job.TaskName);
+                try
+                {
+                    return task?.Retry.GetRetryDecision(new StalledJobException(job), job) is not null;
+                }
+                catch (Exception e)
+                {
+                    Log.SideLoopError(_log, "rescue_stalled_job", "The retry strategy", TimeSpan.Zero, e);
+                    return false;
+                }
+            default:
+                return false;
         }
     }
 

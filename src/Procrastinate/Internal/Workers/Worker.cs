@@ -74,6 +74,8 @@ internal sealed partial class Worker
         };
         if (_options.ListenNotify)
             sideLoops.Add(ListenLoopAsync(side.Token));
+        if (_options.StalledJobs != StalledJobPolicy.Ignore)
+            sideLoops.Add(RescueLoopAsync(side.Token));
         var completer = CompleterLoopAsync();
         try
         {
@@ -141,8 +143,9 @@ internal sealed partial class Worker
                     break; // one-shot: nothing left to do and every outcome is written
             }
 
-            // Sleep until a notification, a freed slot worth refilling, the poll interval, or stop.
-            var timeout = free > 0 && _options.Wait ? _options.FetchJobPollingInterval : Timeout.InfiniteTimeSpan;
+            // Sleep until a notification, a freed slot worth refilling, the next scheduled job,
+            // the poll interval, or stop.
+            var timeout = free > 0 && _options.Wait ? await PollDelayAsync(stop).ConfigureAwait(false) : Timeout.InfiniteTimeSpan;
             try
             {
                 await _wake.WaitAsync(timeout, stop).ConfigureAwait(false);
@@ -152,6 +155,25 @@ internal sealed partial class Worker
                 break;
             }
         }
+    }
+
+    /// <summary>The polling interval, shortened when a scheduled job becomes due sooner (database clock).</summary>
+    private async Task<TimeSpan> PollDelayAsync(CancellationToken stop)
+    {
+        try
+        {
+            var next = await _store.NextScheduledDelayAsync(_queues, stop).ConfigureAwait(false);
+            if (next is { } delay && delay < _options.FetchJobPollingInterval)
+                return delay < TimeSpan.FromMilliseconds(1) ? TimeSpan.FromMilliseconds(1) : delay;
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+        }
+        catch (Exception e) when (IsTransient(e))
+        {
+            // Polling covers it.
+        }
+        return _options.FetchJobPollingInterval;
     }
 
     private void Start(Job job)
@@ -202,7 +224,7 @@ internal sealed partial class Worker
     {
         try
         {
-            await task.InvokeAsync(context).ConfigureAwait(false);
+            await Pipeline(task)(context).ConfigureAwait(false);
             var outcome = Outcome(job, JobStatus.Succeeded, null, null, started);
             Log.JobSucceeded(_log, "job_success", job.Id, job.TaskName, outcome.Duration.TotalMilliseconds);
             return outcome;
@@ -230,6 +252,21 @@ internal sealed partial class Worker
             return outcome;
         }
     }
+
+    private readonly ConcurrentDictionary<JobTask, JobDelegate> _pipelines = new();
+
+    /// <summary>Worker middleware around task middleware around the body, outermost first; built once per task.</summary>
+    private JobDelegate Pipeline(JobTask task) => _pipelines.GetOrAdd(task, static (t, worker) =>
+    {
+        JobDelegate next = t.InvokeAsync;
+        foreach (var middleware in t.Middleware.Reverse())
+            next = Wrap(middleware, next);
+        foreach (var middleware in (worker._options.Middleware ?? []).Reverse())
+            next = Wrap(middleware, next);
+        return next;
+
+        static JobDelegate Wrap(IJobMiddleware middleware, JobDelegate inner) => context => middleware.InvokeAsync(context, inner);
+    }, this);
 
     private ResolvedRetry? Decide(JobTask task, Exception exception, Job job)
     {
