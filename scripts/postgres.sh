@@ -6,12 +6,22 @@
 #
 # Installs Debian's postgresql package when no server binaries are found. PostgreSQL
 # refuses to run as root, so as root the cluster runs as the 'postgres' user.
-# Settings: PROCRASTINATE_PG_DIR (default .pg/ in the checkout), PROCRASTINATE_PG_PORT (55432).
+# Settings: PROCRASTINATE_PG_DIR (default .pg/ in the checkout, or /var/tmp/procrastinate-pg-* as root)
+# and PROCRASTINATE_PG_PORT (default derived from the checkout path, 54000-54999).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-dir=${PROCRASTINATE_PG_DIR:-$root/.pg}
-port=${PROCRASTINATE_PG_PORT:-55432}
+# One cluster per checkout: its directory and port derive from the checkout's path.
+key=$(printf '%s' "$root" | cksum | cut -d' ' -f1)
+if [ -n "${PROCRASTINATE_PG_DIR:-}" ]; then
+  dir=$PROCRASTINATE_PG_DIR
+elif [ "$(id -u)" -eq 0 ]; then
+  # As root the server runs as 'postgres', which may not be able to enter the checkout (/root is 0700).
+  dir=/var/tmp/procrastinate-pg-$key
+else
+  dir=$root/.pg
+fi
+port=${PROCRASTINATE_PG_PORT:-$((54000 + key % 1000))}
 say() { echo "postgres.sh: $*" >&2; }
 
 find_bindir() {

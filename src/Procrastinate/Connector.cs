@@ -30,7 +30,7 @@ public abstract class Connector : IAsyncDisposable, IDisposable
 
     internal abstract ValueTask<long?> FindWaitingJobAsync(string queueingLock, bool async, CancellationToken cancellationToken);
 
-    internal abstract ValueTask<long> RegisterWorkerAsync(CancellationToken cancellationToken);
+    internal abstract ValueTask<long> RegisterWorkerAsync(WorkerRegistration registration, CancellationToken cancellationToken);
 
     /// <summary>Returns false when the worker row no longer exists (it was pruned).</summary>
     internal abstract ValueTask<bool> UpdateHeartbeatAsync(long workerId, CancellationToken cancellationToken);

@@ -29,6 +29,14 @@ public sealed class JobManager
         return _app.Connector.CancelJobAsync(jobId, abort, delete, target, async: true, cancellationToken).AsTask();
     }
 
+    /// <summary>Cancels (or aborts) a job inside the caller's transaction.</summary>
+    public bool Cancel(long jobId, NpgsqlTransaction transaction, bool abort = false, bool delete = false)
+    {
+        var target = DbTarget.From(transaction);
+        _app.RequireExternalSupport(target);
+        return SyncRunner.Run(_app.Connector.CancelJobAsync(jobId, abort, delete, target, async: false, CancellationToken.None));
+    }
+
     /// <summary>Asks a running job to stop (a waiting job is cancelled instead). Returns false when nothing matched.</summary>
     public bool Abort(long jobId) => Cancel(jobId, abort: true);
 
@@ -50,6 +58,14 @@ public sealed class JobManager
         var target = DbTarget.From(transaction);
         _app.RequireExternalSupport(target);
         return _app.Connector.GetJobStatusAsync(jobId, target, async: true, cancellationToken).AsTask();
+    }
+
+    /// <summary>The status of a job as seen inside the caller's transaction.</summary>
+    public JobStatus? GetStatus(long jobId, NpgsqlTransaction transaction)
+    {
+        var target = DbTarget.From(transaction);
+        _app.RequireExternalSupport(target);
+        return SyncRunner.Run(_app.Connector.GetJobStatusAsync(jobId, target, async: false, CancellationToken.None));
     }
 
     /// <summary>A job by id, or <c>null</c>.</summary>
@@ -81,6 +97,15 @@ public sealed class JobManager
         var target = DbTarget.From(transaction);
         _app.RequireExternalSupport(target);
         return RetryCore(jobId, retryAt, priority, queue, @lock, target, async: true, cancellationToken).AsTask();
+    }
+
+    /// <summary>Retries a job inside the caller's transaction.</summary>
+    /// <inheritdoc cref="Retry"/>
+    public void Retry(long jobId, NpgsqlTransaction transaction, DateTimeOffset? retryAt = null, int? priority = null, string? queue = null, string? @lock = null)
+    {
+        var target = DbTarget.From(transaction);
+        _app.RequireExternalSupport(target);
+        SyncRunner.Run(RetryCore(jobId, retryAt, priority, queue, @lock, target, async: false, CancellationToken.None));
     }
 
     private ValueTask RetryCore(long jobId, DateTimeOffset? retryAt, int? priority, string? queue, string? @lock, DbTarget target, bool async, CancellationToken ct)

@@ -198,9 +198,27 @@ public sealed class NpgsqlConnector : Connector
         return result is long id ? id : null;
     }
 
-    internal override async ValueTask<long> RegisterWorkerAsync(CancellationToken cancellationToken) =>
-        (long)(await ScalarAsync(SqlQueries.Get("register_worker"), DbTarget.Pool, true, cancellationToken).ConfigureAwait(false)
-            ?? throw new InvalidOperationException("procrastinate_register_worker_v1 returned no worker id."));
+    internal override async ValueTask<long> RegisterWorkerAsync(WorkerRegistration registration, CancellationToken cancellationToken)
+    {
+        await using var connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var tx = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        long workerId;
+        await using (var cmd = new NpgsqlCommand(SqlQueries.Get("register_worker"), connection, tx))
+            workerId = (long)(await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false)
+                ?? throw new InvalidOperationException("procrastinate_register_worker_v1 returned no worker id."));
+        await using (var cmd = new NpgsqlCommand(SqlQueries.Get("record_worker_info"), connection, tx))
+        {
+            cmd.Parameters.Add(new NpgsqlParameter<long> { TypedValue = workerId });
+            cmd.Parameters.Add(new NpgsqlParameter<string> { TypedValue = registration.Name });
+            cmd.Parameters.Add(new NpgsqlParameter<string> { TypedValue = registration.Host });
+            cmd.Parameters.Add(new NpgsqlParameter<int> { TypedValue = registration.ProcessId });
+            cmd.Parameters.Add(Nullable(registration.Queues, NpgsqlDbType.Array | NpgsqlDbType.Varchar));
+            cmd.Parameters.Add(new NpgsqlParameter<int> { TypedValue = registration.Concurrency });
+            await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return workerId;
+    }
 
     internal override async ValueTask<bool> UpdateHeartbeatAsync(long workerId, CancellationToken cancellationToken) =>
         await ScalarAsync(SqlQueries.Get("update_heartbeat"), DbTarget.Pool, true, cancellationToken,

@@ -43,3 +43,6 @@ internal sealed record JobOutcome(
 
 /// <summary>A retry decision turned into the arguments of procrastinate_retry_job_v2.</summary>
 internal sealed record ResolvedRetry(DateTimeOffset RetryAt, int? Priority, string? Queue, string? Lock);
+
+/// <summary>What a worker says about itself when it registers.</summary>
+internal sealed record WorkerRegistration(string Name, string Host, int ProcessId, string[]? Queues, int Concurrency);

@@ -223,14 +223,20 @@ public sealed class WorkerTests(DatabaseFixture db) : IClassFixture<DatabaseFixt
     {
         await using var app = db.CreateApp();
         long? workerIdDuringJob = null;
+        List<Dictionary<string, object?>>? info = null;
         var task = app.Task<SumArgs>("registered", async (_, ctx) =>
         {
             workerIdDuringJob = await db.ScalarAsync<long?>("SELECT id FROM procrastinate_workers WHERE id = $1", ctx.Worker.Id);
+            info = await db.QueryAsync("SELECT name, host, process_id, queues, concurrency FROM procrastinate_dotnet_workers WHERE worker_id = $1", ctx.Worker.Id);
         });
         await task.DeferAsync(new SumArgs(1, 1));
-        await app.RunWorkerAsync(OneShot);
+        await app.RunWorkerAsync(OneShot with { Name = "named", Queues = ["default"], Concurrency = 3 });
         Assert.NotNull(workerIdDuringJob);
+        var row = Assert.Single(info!);
+        Assert.Equal(("named", Environment.MachineName, Environment.ProcessId, 3), ((string)row["name"]!, (string)row["host"]!, (int)row["process_id"]!, (int)row["concurrency"]!));
+        Assert.Equal(["default"], (string[])row["queues"]!);
         Assert.Equal(0L, await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_workers"));
+        Assert.Equal(0L, await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_dotnet_workers"));
     }
 
     [Fact]

@@ -226,3 +226,9 @@ WHERE id = ANY($1::bigint[]) AND status = 'doing'::procrastinate_job_status AND 
 SELECT min(scheduled_at) - now() FROM procrastinate_jobs
 WHERE status = 'todo'::procrastinate_job_status AND scheduled_at > now()
   AND ($1::character varying[] IS NULL OR queue_name = ANY($1::character varying[]));
+
+-- name: record_worker_info
+-- The .NET side table (migration 0001); skipped when the .NET additions are not installed.
+INSERT INTO procrastinate_dotnet_workers (worker_id, name, host, process_id, queues, concurrency)
+SELECT $1, $2, $3, $4, $5, $6
+WHERE to_regclass('procrastinate_dotnet_workers') IS NOT NULL;

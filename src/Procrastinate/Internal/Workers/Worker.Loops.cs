@@ -95,7 +95,7 @@ internal sealed partial class Worker
                 {
                     // Pruned while alive (COMPAT.md W5): register again and carry on.
                     var old = WorkerId;
-                    var fresh = await _store.RegisterWorkerAsync(cancellationToken).ConfigureAwait(false);
+                    var fresh = await _store.RegisterWorkerAsync(Registration, cancellationToken).ConfigureAwait(false);
                     Interlocked.Exchange(ref _workerId, fresh);
                     _info = _info with { Id = fresh };
                     // The prune cleared worker_id on the jobs still running here: take them back,

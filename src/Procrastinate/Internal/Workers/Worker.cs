@@ -52,6 +52,9 @@ internal sealed partial class Worker
 
     public long WorkerId => Interlocked.Read(ref _workerId);
 
+    private WorkerRegistration Registration =>
+        new(_options.Name, Environment.MachineName, Environment.ProcessId, _queues, _options.Concurrency);
+
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         _options.Validate();
@@ -62,7 +65,7 @@ internal sealed partial class Worker
         var pruned = await _store.PruneStalledWorkersAsync(_options.StalledWorkerTimeout, cancellationToken).ConfigureAwait(false);
         if (pruned.Count > 0)
             Log.PrunedWorkers(_log, "prune_stalled_workers", pruned.Count);
-        _workerId = await _store.RegisterWorkerAsync(cancellationToken).ConfigureAwait(false);
+        _workerId = await _store.RegisterWorkerAsync(Registration, cancellationToken).ConfigureAwait(false);
         _info = new WorkerInfo(_options.Name, _workerId, _queues);
         Log.WorkerStarted(_log, "start_worker", _options.Name, _workerId, _queues is null ? "all queues" : string.Join(", ", _queues), _options.Concurrency);
 
