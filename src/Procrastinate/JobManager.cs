@@ -84,13 +84,13 @@ public sealed class JobManager
     public void Retry(long jobId, DateTimeOffset? retryAt = null, int? priority = null, string? queue = null, string? @lock = null) =>
         SyncRunner.Run(RetryCore(jobId, retryAt, priority, queue, @lock, DbTarget.Pool, async: false, CancellationToken.None));
 
-    /// <inheritdoc cref="Retry"/>
+    /// <inheritdoc cref="Retry(long, DateTimeOffset?, int?, string?, string?)"/>
     public Task RetryAsync(long jobId, DateTimeOffset? retryAt = null, int? priority = null, string? queue = null, string? @lock = null,
         CancellationToken cancellationToken = default) =>
         RetryCore(jobId, retryAt, priority, queue, @lock, DbTarget.Pool, async: true, cancellationToken).AsTask();
 
     /// <summary>Retries a job inside the caller's transaction.</summary>
-    /// <inheritdoc cref="Retry"/>
+    /// <inheritdoc cref="Retry(long, DateTimeOffset?, int?, string?, string?)"/>
     public Task RetryAsync(long jobId, NpgsqlTransaction transaction, DateTimeOffset? retryAt = null, int? priority = null,
         string? queue = null, string? @lock = null, CancellationToken cancellationToken = default)
     {
@@ -100,7 +100,7 @@ public sealed class JobManager
     }
 
     /// <summary>Retries a job inside the caller's transaction.</summary>
-    /// <inheritdoc cref="Retry"/>
+    /// <inheritdoc cref="Retry(long, DateTimeOffset?, int?, string?, string?)"/>
     public void Retry(long jobId, NpgsqlTransaction transaction, DateTimeOffset? retryAt = null, int? priority = null, string? queue = null, string? @lock = null)
     {
         var target = DbTarget.From(transaction);
