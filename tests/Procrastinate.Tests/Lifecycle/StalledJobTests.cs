@@ -77,7 +77,11 @@ public sealed class StalledJobTests(DatabaseFixture db) : IClassFixture<Database
         var (jobId, _) = await DeadWorkersJob("policy", TimeSpan.FromMinutes(5));
         using var cts = new CancellationTokenSource();
         var run = app.RunWorkerAsync(FastRescue(policy), cts.Token);
-        await Task.Delay(1500);
+        if (policy == StalledJobPolicy.Ignore)
+            await Task.Delay(1500); // several rescue intervals: nothing may happen
+        else
+            await WaitUntil(async () => await db.ScalarAsync<string>("SELECT status::text FROM procrastinate_jobs WHERE id = $1", jobId) != "doing",
+                TimeSpan.FromSeconds(15));
         await cts.CancelAsync();
         await run;
         Assert.Equal(expected, await db.ScalarAsync<string>("SELECT status::text FROM procrastinate_jobs WHERE id = $1", jobId));
@@ -105,7 +109,8 @@ public sealed class StalledJobTests(DatabaseFixture db) : IClassFixture<Database
         var waiting = await app.DeferAsync("qlocked", "{}", new DeferOptions { QueueingLock = "only", Queue = "parked" });
         using var cts = new CancellationTokenSource();
         var run = app.RunWorkerAsync(FastRescue(StalledJobPolicy.Retry) with { Queues = ["default"] }, cts.Token);
-        await Task.Delay(1500);
+        await WaitUntil(async () => await db.ScalarAsync<string>("SELECT status::text FROM procrastinate_jobs WHERE id = $1", jobId) != "doing",
+            TimeSpan.FromSeconds(15));
         await cts.CancelAsync();
         await run;
         Assert.Equal("failed", await db.ScalarAsync<string>("SELECT status::text FROM procrastinate_jobs WHERE id = $1", jobId));
