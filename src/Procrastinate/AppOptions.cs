@@ -30,6 +30,13 @@ public sealed record AppOptions
     /// <summary>Largest accepted JSON size of one job's arguments, in bytes.</summary>
     public int MaxArgsBytes { get; init; } = DefaultMaxArgsBytes;
 
+    /// <summary>
+    /// How late a periodic tick may still be deferred. When a worker starts, the ticks of the
+    /// last <see cref="PeriodicMaxDelay"/> not deferred yet are caught up; older ones are skipped.
+    /// Default 600 s, as in Procrastinate.
+    /// </summary>
+    public TimeSpan PeriodicMaxDelay { get; init; } = TimeSpan.FromSeconds(600);
+
     /// <summary>Include task arguments in log records. Off by default: arguments may hold personal data.</summary>
     public bool LogArguments { get; init; }
 

@@ -30,6 +30,13 @@ public abstract class Connector : IAsyncDisposable, IDisposable
 
     internal abstract ValueTask<long?> FindWaitingJobAsync(string queueingLock, bool async, CancellationToken cancellationToken);
 
+    /// <summary>Defers one periodic tick; null when this tick (or a newer one) was already deferred.</summary>
+    /// <exception cref="AlreadyEnqueuedException">The queueing lock is taken.</exception>
+    internal abstract ValueTask<long?> DeferPeriodicJobAsync(JobToDefer job, string periodicId, long timestamp, CancellationToken cancellationToken);
+
+    /// <summary>The newest tick (Unix seconds) deferred for a schedule, by any worker in any language; null when none.</summary>
+    internal abstract ValueTask<long?> GetLastPeriodicTickAsync(string taskName, string periodicId, CancellationToken cancellationToken);
+
     internal abstract ValueTask<long> RegisterWorkerAsync(WorkerRegistration registration, CancellationToken cancellationToken);
 
     /// <summary>Returns false when the worker row no longer exists (it was pruned).</summary>

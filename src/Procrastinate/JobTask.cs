@@ -30,6 +30,11 @@ public abstract class JobTask
 
     internal void AttachTo(App app) => _app = app;
 
+    private static readonly System.Text.Json.JsonSerializerOptions DefaultJsonOptions = AppOptions.CreateDefaultJsonOptions();
+
+    /// <summary>The app's serializer options, or the defaults while the task's blueprint is not attached.</summary>
+    private protected System.Text.Json.JsonSerializerOptions JsonOptions => _app?.Options.JsonSerializerOptions ?? DefaultJsonOptions;
+
     /// <summary>The stored name (with its blueprint namespaces).</summary>
     public string Name { get; internal set; }
 
@@ -55,6 +60,31 @@ public abstract class JobTask
     public abstract Type ArgsType { get; }
 
     private IJobMiddleware[] _middleware = [];
+    private PeriodicSchedule[] _schedules = [];
+
+    /// <summary>The task's cron schedules.</summary>
+    public IReadOnlyList<PeriodicSchedule> Schedules => _schedules;
+
+    private protected PeriodicSchedule AddSchedule(string cron, string periodicId, string? timeZone, System.Text.Json.Nodes.JsonObject args, DeferOptions? options)
+    {
+        ArgumentNullException.ThrowIfNull(cron);
+        ArgumentNullException.ThrowIfNull(periodicId);
+        if (periodicId.Length > Names.MaxTaskNameChars)
+            throw new ArgumentException($"The periodic id '{periodicId[..20]}…' is {periodicId.Length} characters long; the limit is {Names.MaxTaskNameChars}.", nameof(periodicId));
+        if (options?.ScheduleAt is not null || options?.ScheduleIn is not null)
+            throw new ArgumentException("Periodic jobs run at their tick: ScheduleAt and ScheduleIn do not apply.", nameof(options));
+        if (options?.IgnoreAlreadyEnqueued == true)
+            throw new ArgumentException("IgnoreAlreadyEnqueued does not apply to periodic jobs: a tick whose queueing lock is taken is skipped.", nameof(options));
+        var expression = CronExpression.Parse(cron, timeZone);
+        if (options?.Queue is { } q) Names.ValidateQueue(q);
+        Names.ValidateLock(options?.Lock, "lock", "Lock");
+        Names.ValidateLock(options?.QueueingLock, "queueing lock", "QueueingLock");
+        if (_schedules.Any(s => s.PeriodicId == periodicId))
+            throw new ArgumentException($"Task '{Name}' already has a schedule with periodic id '{periodicId}'; give each schedule its own id.", nameof(periodicId));
+        var schedule = new PeriodicSchedule(this, expression, periodicId, args, options);
+        _schedules = [.. _schedules, schedule];
+        return schedule;
+    }
 
     /// <summary>The task's middleware, outermost first.</summary>
     public IReadOnlyList<IJobMiddleware> Middleware => _middleware;
@@ -144,6 +174,28 @@ public sealed class JobTask<TArgs> : JobTask
     /// <summary>Defers many jobs inside the caller's transaction, in one round trip.</summary>
     public IReadOnlyList<long> DeferMany(IEnumerable<TArgs> args, NpgsqlTransaction transaction, DeferOptions? options = null) =>
         SyncRunner.Run(App.DeferBatchAsync(BuildMany(args, options), DbTarget.From(transaction), async: false, CancellationToken.None));
+
+    /// <summary>
+    /// Runs this task on a cron schedule: 5 fields, or 6 with seconds last (Procrastinate's form),
+    /// in <paramref name="timeZone"/> (UTC when null). Each tick is deferred once across all workers
+    /// with <paramref name="args"/> (an empty object when null) plus <c>timestamp</c>, the tick's Unix
+    /// time, which a <c>Timestamp</c> property of <typeparamref name="TArgs"/> receives.
+    /// </summary>
+    /// <param name="cron">The cron expression (see <see cref="CronExpression"/>).</param>
+    /// <param name="periodicId">Tells several schedules of this task apart.</param>
+    /// <param name="args">The arguments of every deferred job.</param>
+    /// <param name="timeZone">An IANA (or Windows) time zone id.</param>
+    /// <param name="options">Queue, priority, lock and queueing lock of the jobs.</param>
+    /// <exception cref="FormatException">The expression is malformed (the message names it).</exception>
+    /// <exception cref="ArgumentException">Unknown time zone, duplicate periodic id, or invalid options.</exception>
+    public PeriodicSchedule Periodic(string cron, string periodicId = "", TArgs? args = default, string? timeZone = null, DeferOptions? options = null)
+    {
+        var node = args is null
+            ? new System.Text.Json.Nodes.JsonObject()
+            : System.Text.Json.JsonSerializer.SerializeToNode(args, JsonOptions) as System.Text.Json.Nodes.JsonObject
+              ?? throw new ArgumentException("Periodic arguments must serialize to a JSON object.", nameof(args));
+        return AddSchedule(cron, periodicId, timeZone, node, options);
+    }
 
     /// <summary>Serializes arguments as they would be stored.</summary>
     public string Serialize(TArgs args)

@@ -198,6 +198,33 @@ public sealed class NpgsqlConnector : Connector
         return result is long id ? id : null;
     }
 
+    internal override async ValueTask<long?> DeferPeriodicJobAsync(JobToDefer job, string periodicId, long timestamp, CancellationToken cancellationToken)
+    {
+        await using var connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = new NpgsqlCommand(SqlQueries.Get("defer_periodic_job"), connection);
+        cmd.Parameters.Add(new NpgsqlParameter<string> { TypedValue = job.Queue });
+        cmd.Parameters.Add(Nullable(job.Lock, NpgsqlDbType.Varchar));
+        cmd.Parameters.Add(Nullable(job.QueueingLock, NpgsqlDbType.Varchar));
+        cmd.Parameters.Add(new NpgsqlParameter<string> { TypedValue = job.TaskName });
+        cmd.Parameters.Add(new NpgsqlParameter<int> { TypedValue = job.Priority });
+        cmd.Parameters.Add(new NpgsqlParameter<string> { TypedValue = periodicId });
+        cmd.Parameters.Add(new NpgsqlParameter<long> { TypedValue = timestamp });
+        cmd.Parameters.Add(new NpgsqlParameter<string> { TypedValue = job.ArgsJson });
+        try
+        {
+            return await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is long id ? id : null;
+        }
+        catch (PostgresException e) when (IsQueueingLockConflict(e))
+        {
+            throw new AlreadyEnqueuedException(job.QueueingLock ?? "?", null, e);
+        }
+    }
+
+    internal override async ValueTask<long?> GetLastPeriodicTickAsync(string taskName, string periodicId, CancellationToken cancellationToken) =>
+        await ScalarAsync(SqlQueries.Get("last_periodic_tick"), DbTarget.Pool, true, cancellationToken,
+            new NpgsqlParameter<string> { TypedValue = taskName },
+            new NpgsqlParameter<string> { TypedValue = periodicId }).ConfigureAwait(false) is long tick ? tick : null;
+
     internal override async ValueTask<long> RegisterWorkerAsync(WorkerRegistration registration, CancellationToken cancellationToken)
     {
         await using var connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);

@@ -80,6 +80,18 @@ internal static partial class Log
     [LoggerMessage(EventId = 3012, Level = LogLevel.Warning, Message = "[{Action}] Job {JobId} {TaskName} was stalled (worker {WorkerId} stopped heartbeating): {Result}")]
     public static partial void StalledJobRescued(ILogger logger, string action, long jobId, string taskName, long? workerId, string result);
 
+    [LoggerMessage(EventId = 5001, Level = LogLevel.Information, Message = "[{Action}] Deferred periodic job {JobId} for {Schedule} at tick {Tick:O}")]
+    public static partial void PeriodicDeferred(ILogger logger, string action, long jobId, string schedule, DateTimeOffset tick);
+
+    [LoggerMessage(EventId = 5002, Level = LogLevel.Debug, Message = "[{Action}] Tick {Tick:O} of {Schedule} was already deferred (by another worker)")]
+    public static partial void PeriodicAlreadyDeferred(ILogger logger, string action, string schedule, DateTimeOffset tick);
+
+    [LoggerMessage(EventId = 5003, Level = LogLevel.Debug, Message = "[{Action}] Tick {Tick:O} of {Schedule} skipped: its queueing lock is taken")]
+    public static partial void PeriodicQueueingLockTaken(ILogger logger, string action, string schedule, DateTimeOffset tick);
+
+    [LoggerMessage(EventId = 5004, Level = LogLevel.Information, Message = "[{Action}] Skipped {Count} tick(s) of {Schedule} older than the maximum delay {MaxDelay}")]
+    public static partial void PeriodicSkipped(ILogger logger, string action, int count, string schedule, TimeSpan maxDelay);
+
     [LoggerMessage(EventId = 4001, Level = LogLevel.Information, Message = "[{Action}] {Message}")]
     public static partial void Schema(ILogger logger, string action, string message);
 }

@@ -51,6 +51,7 @@ public sealed class SchemaManager
     private static readonly (string Name, string Resource)[] Migrations =
     [
         ("0001_dotnet_worker_info", "Procrastinate.Schema/Migrations/0001_dotnet_worker_info.sql"),
+        ("0002_dotnet_defer_periodic_job", "Procrastinate.Schema/Migrations/0002_dotnet_defer_periodic_job.sql"),
     ];
 
     private readonly App _app;

@@ -232,3 +232,10 @@ WHERE status = 'todo'::procrastinate_job_status AND scheduled_at > now()
 INSERT INTO procrastinate_dotnet_workers (worker_id, name, host, process_id, queues, concurrency)
 SELECT $1, $2, $3, $4, $5, $6
 WHERE to_regclass('procrastinate_dotnet_workers') IS NOT NULL;
+
+-- name: defer_periodic_job
+-- Arguments in COMPAT.md 3.15's order.
+SELECT procrastinate_dotnet_defer_periodic_job($1, $2, $3, $4, $5, $6, $7, $8::jsonb) AS id;
+
+-- name: last_periodic_tick
+SELECT max(defer_timestamp) FROM procrastinate_periodic_defers WHERE task_name = $1 AND periodic_id = $2;

@@ -79,6 +79,9 @@ internal sealed partial class Worker
             sideLoops.Add(ListenLoopAsync(side.Token));
         if (_options.StalledJobs != StalledJobPolicy.Ignore)
             sideLoops.Add(RescueLoopAsync(side.Token));
+        var schedules = _app.Tasks.SelectMany(t => t.Schedules).ToList();
+        if (schedules.Count > 0)
+            sideLoops.Add(new PeriodicDeferrer(_store, schedules, _app.Options.PeriodicMaxDelay, _time, _log).RunAsync(side.Token));
         var completer = CompleterLoopAsync();
         try
         {
