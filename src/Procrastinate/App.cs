@@ -34,6 +34,18 @@ public sealed class App : Blueprint, IAsyncDisposable, IDisposable
         BuiltinTasks = new BuiltinTasks(this);
     }
 
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<WorkerState, byte> _workers = new();
+
+    /// <summary>Health checks of the database, the schema and this process's workers.</summary>
+    public HealthChecks Health => new(this);
+
+    /// <summary>The workers running in this process now.</summary>
+    public IReadOnlyCollection<WorkerState> Workers => [.. _workers.Keys];
+
+    internal void AddWorker(WorkerState state) => _workers[state] = 0;
+
+    internal void RemoveWorker(WorkerState state) => _workers.TryRemove(state, out _);
+
     /// <summary>The tasks every app has, such as <c>remove_old_jobs</c>.</summary>
     public BuiltinTasks BuiltinTasks { get; }
 

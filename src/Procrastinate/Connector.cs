@@ -85,6 +85,17 @@ public abstract class Connector : IAsyncDisposable, IDisposable
     /// <summary>How long until the next future job of these queues is due (database clock), or null when none.</summary>
     internal abstract ValueTask<TimeSpan?> NextScheduledDelayAsync(string[]? queues, CancellationToken cancellationToken);
 
+    internal abstract ValueTask<IReadOnlyList<Job>> ListJobsAsync(JobFilter filter, JobPage page, DbTarget target, bool async, CancellationToken cancellationToken);
+
+    internal abstract ValueTask<IReadOnlyList<JobCounts>> CountJobsAsync(JobGrouping grouping, JobFilter filter, bool async, CancellationToken cancellationToken);
+
+    internal abstract ValueTask<bool> DeleteJobAsync(long jobId, DbTarget target, bool async, CancellationToken cancellationToken);
+
+    internal abstract ValueTask<IReadOnlyList<WorkerRow>> ListWorkersAsync(bool async, CancellationToken cancellationToken);
+
+    /// <summary>Throws when the database cannot be reached.</summary>
+    internal abstract ValueTask PingAsync(bool async, CancellationToken cancellationToken);
+
     /// <summary>
     /// Listens on the channels until cancelled, reconnecting after failures. Calls
     /// <paramref name="onNotification"/> for each notification and <paramref name="onListening"/>

@@ -159,4 +159,100 @@ public sealed class JobManager
         if (aborted) statuses.Add(JobStatus.Aborted);
         return statuses;
     }
+
+    /// <summary>Jobs matching <paramref name="filter"/>, oldest first (or newest first), one page at a time.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The page limit is not between 1 and 10,000.</exception>
+    public IReadOnlyList<Job> List(JobFilter? filter = null, JobPage? page = null) =>
+        SyncRunner.Run(_app.Connector.ListJobsAsync(filter ?? new(), CheckPage(page), DbTarget.Pool, async: false, CancellationToken.None));
+
+    /// <inheritdoc cref="List(JobFilter?, JobPage?)"/>
+    public Task<IReadOnlyList<Job>> ListAsync(JobFilter? filter = null, JobPage? page = null, CancellationToken cancellationToken = default) =>
+        _app.Connector.ListJobsAsync(filter ?? new(), CheckPage(page), DbTarget.Pool, async: true, cancellationToken).AsTask();
+
+    /// <summary>Lists jobs as seen inside the caller's transaction.</summary>
+    public Task<IReadOnlyList<Job>> ListAsync(NpgsqlTransaction transaction, JobFilter? filter = null, JobPage? page = null, CancellationToken cancellationToken = default)
+    {
+        var target = DbTarget.From(transaction);
+        _app.RequireExternalSupport(target);
+        return _app.Connector.ListJobsAsync(filter ?? new(), CheckPage(page), target, async: true, cancellationToken).AsTask();
+    }
+
+    private static JobPage CheckPage(JobPage? page)
+    {
+        page ??= new JobPage();
+        ArgumentOutOfRangeException.ThrowIfLessThan(page.Limit, 1, nameof(page));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(page.Limit, 10_000, nameof(page));
+        return page;
+    }
+
+    /// <summary>Per queue: the number of jobs and their counts per status (filters: queue, task, status, lock).</summary>
+    public IReadOnlyList<JobCounts> ListQueues(JobFilter? filter = null) => Count(JobGrouping.Queue, filter);
+
+    /// <inheritdoc cref="ListQueues"/>
+    public Task<IReadOnlyList<JobCounts>> ListQueuesAsync(JobFilter? filter = null, CancellationToken cancellationToken = default) =>
+        CountAsync(JobGrouping.Queue, filter, cancellationToken);
+
+    /// <summary>Per task name: the number of jobs and their counts per status.</summary>
+    public IReadOnlyList<JobCounts> ListTasks(JobFilter? filter = null) => Count(JobGrouping.Task, filter);
+
+    /// <inheritdoc cref="ListTasks"/>
+    public Task<IReadOnlyList<JobCounts>> ListTasksAsync(JobFilter? filter = null, CancellationToken cancellationToken = default) =>
+        CountAsync(JobGrouping.Task, filter, cancellationToken);
+
+    /// <summary>Per lock (jobs without a lock left out): the number of jobs and their counts per status.</summary>
+    public IReadOnlyList<JobCounts> ListLocks(JobFilter? filter = null) => Count(JobGrouping.Lock, filter);
+
+    /// <inheritdoc cref="ListLocks"/>
+    public Task<IReadOnlyList<JobCounts>> ListLocksAsync(JobFilter? filter = null, CancellationToken cancellationToken = default) =>
+        CountAsync(JobGrouping.Lock, filter, cancellationToken);
+
+    private IReadOnlyList<JobCounts> Count(JobGrouping grouping, JobFilter? filter) =>
+        SyncRunner.Run(_app.Connector.CountJobsAsync(grouping, filter ?? new(), async: false, CancellationToken.None));
+
+    private Task<IReadOnlyList<JobCounts>> CountAsync(JobGrouping grouping, JobFilter? filter, CancellationToken ct) =>
+        _app.Connector.CountJobsAsync(grouping, filter ?? new(), async: true, ct).AsTask();
+
+    /// <summary>A job and its event history, or null when no such job exists.</summary>
+    public JobDetails? GetDetails(long jobId) =>
+        Get(jobId) is { } job ? new JobDetails(job, ListEvents(jobId)) : null;
+
+    /// <inheritdoc cref="GetDetails"/>
+    public async Task<JobDetails?> GetDetailsAsync(long jobId, CancellationToken cancellationToken = default) =>
+        await GetAsync(jobId, cancellationToken).ConfigureAwait(false) is { } job
+            ? new JobDetails(job, await ListEventsAsync(jobId, cancellationToken).ConfigureAwait(false))
+            : null;
+
+    /// <summary>Deletes a job that is not running, with its events. Returns false when there is no such job or it is running.</summary>
+    public bool Delete(long jobId) =>
+        SyncRunner.Run(_app.Connector.DeleteJobAsync(jobId, DbTarget.Pool, async: false, CancellationToken.None));
+
+    /// <inheritdoc cref="Delete(long)"/>
+    public Task<bool> DeleteAsync(long jobId, CancellationToken cancellationToken = default) =>
+        _app.Connector.DeleteJobAsync(jobId, DbTarget.Pool, async: true, cancellationToken).AsTask();
+
+    /// <summary>Deletes a job inside the caller's transaction.</summary>
+    public Task<bool> DeleteAsync(long jobId, NpgsqlTransaction transaction, CancellationToken cancellationToken = default)
+    {
+        var target = DbTarget.From(transaction);
+        _app.RequireExternalSupport(target);
+        return _app.Connector.DeleteJobAsync(jobId, target, async: true, cancellationToken).AsTask();
+    }
+
+    /// <summary>
+    /// Rescues stalled jobs now (heartbeat older than <paramref name="threshold"/>, default 30 s): puts them
+    /// back to <c>todo</c>, or fails them with <paramref name="fail"/>. Returns the jobs handled.
+    /// </summary>
+    public async Task<IReadOnlyList<Job>> RescueStalledJobsAsync(TimeSpan? threshold = null, bool fail = false, CancellationToken cancellationToken = default)
+    {
+        var done = await _app.Connector.RescueStalledJobsAsync(threshold ?? DefaultStalledThreshold, _ => !fail, cancellationToken).ConfigureAwait(false);
+        return [.. done.Select(d => d.Job)];
+    }
+
+    /// <summary>The rows of <c>procrastinate_workers</c>, with the metadata .NET workers record.</summary>
+    public IReadOnlyList<WorkerRow> ListWorkers() =>
+        SyncRunner.Run(_app.Connector.ListWorkersAsync(async: false, CancellationToken.None));
+
+    /// <inheritdoc cref="ListWorkers"/>
+    public Task<IReadOnlyList<WorkerRow>> ListWorkersAsync(CancellationToken cancellationToken = default) =>
+        _app.Connector.ListWorkersAsync(async: true, cancellationToken).AsTask();
 }

@@ -544,6 +544,84 @@ public sealed class NpgsqlConnector : Connector
         return await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is TimeSpan delay ? delay : null;
     }
 
+    internal override async ValueTask<IReadOnlyList<Job>> ListJobsAsync(JobFilter filter, JobPage page, DbTarget target, bool async, CancellationToken cancellationToken)
+    {
+        var (connection, transaction, owned) = await Acquire(target, async, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await using var cmd = new NpgsqlCommand(SqlQueries.Get(page.NewestFirst ? "list_jobs_newest_first" : "list_jobs"), connection, transaction);
+            cmd.Parameters.Add(Nullable(filter.Id, NpgsqlDbType.Bigint));
+            cmd.Parameters.Add(Nullable(filter.Queue, NpgsqlDbType.Varchar));
+            cmd.Parameters.Add(Nullable(filter.Task, NpgsqlDbType.Varchar));
+            cmd.Parameters.Add(Nullable(filter.Status?.ToDbString(), NpgsqlDbType.Text));
+            cmd.Parameters.Add(Nullable(filter.Lock, NpgsqlDbType.Text));
+            cmd.Parameters.Add(Nullable(filter.QueueingLock, NpgsqlDbType.Text));
+            cmd.Parameters.Add(Nullable(filter.WorkerId, NpgsqlDbType.Bigint));
+            cmd.Parameters.Add(Nullable(page.After, NpgsqlDbType.Bigint));
+            cmd.Parameters.Add(new NpgsqlParameter<int> { TypedValue = page.Limit });
+            return await ReadJobs(cmd, async, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (owned)
+                await Release(connection, async).ConfigureAwait(false);
+        }
+    }
+
+    internal override async ValueTask<IReadOnlyList<JobCounts>> CountJobsAsync(JobGrouping grouping, JobFilter filter, bool async, CancellationToken cancellationToken)
+    {
+        // The grouping column comes from this closed list, never from input.
+        var column = grouping switch
+        {
+            JobGrouping.Queue => "queue_name",
+            JobGrouping.Task => "task_name",
+            JobGrouping.Lock => "lock",
+            _ => throw new ArgumentOutOfRangeException(nameof(grouping)),
+        };
+        await using var connection = async ? await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false) : DataSource.OpenConnection();
+        await using var cmd = new NpgsqlCommand(SqlQueries.Get("count_jobs_by").Replace("{group}", column, StringComparison.Ordinal), connection);
+        cmd.Parameters.Add(Nullable(filter.Queue, NpgsqlDbType.Varchar));
+        cmd.Parameters.Add(Nullable(filter.Task, NpgsqlDbType.Varchar));
+        cmd.Parameters.Add(Nullable(filter.Status?.ToDbString(), NpgsqlDbType.Text));
+        cmd.Parameters.Add(Nullable(filter.Lock, NpgsqlDbType.Text));
+        var rows = new List<JobCounts>();
+        await using var reader = async ? await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false) : cmd.ExecuteReader();
+        while (async ? await reader.ReadAsync(cancellationToken).ConfigureAwait(false) : reader.Read())
+            rows.Add(new JobCounts(reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3),
+                reader.GetInt64(4), reader.GetInt64(5), reader.GetInt64(6), reader.GetInt64(7)));
+        return rows;
+    }
+
+    internal override async ValueTask<bool> DeleteJobAsync(long jobId, DbTarget target, bool async, CancellationToken cancellationToken) =>
+        await ScalarAsync(SqlQueries.Get("delete_job"), target, async, cancellationToken,
+            new NpgsqlParameter<long> { TypedValue = jobId }).ConfigureAwait(false) is long;
+
+    internal override async ValueTask<IReadOnlyList<WorkerRow>> ListWorkersAsync(bool async, CancellationToken cancellationToken)
+    {
+        await using var connection = async ? await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false) : DataSource.OpenConnection();
+        bool withInfo;
+        await using (var check = new NpgsqlCommand("SELECT to_regclass('procrastinate_dotnet_workers') IS NOT NULL", connection))
+            withInfo = (bool)(async ? await check.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) : check.ExecuteScalar())!;
+        await using var cmd = new NpgsqlCommand(SqlQueries.Get(withInfo ? "list_workers" : "list_workers_without_info"), connection);
+        var rows = new List<WorkerRow>();
+        await using var reader = async ? await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false) : cmd.ExecuteReader();
+        while (async ? await reader.ReadAsync(cancellationToken).ConfigureAwait(false) : reader.Read())
+            rows.Add(new WorkerRow(
+                reader.GetInt64(0),
+                new DateTimeOffset(reader.GetFieldValue<DateTime>(1), TimeSpan.Zero),
+                reader.IsDBNull(2) ? null : reader.GetString(2),
+                reader.IsDBNull(3) ? null : reader.GetString(3),
+                reader.IsDBNull(4) ? null : reader.GetInt32(4),
+                reader.IsDBNull(5) ? null : reader.GetFieldValue<string[]>(5),
+                reader.IsDBNull(6) ? null : reader.GetInt32(6),
+                reader.IsDBNull(7) ? null : new DateTimeOffset(reader.GetFieldValue<DateTime>(7), TimeSpan.Zero),
+                reader.GetInt64(8)));
+        return rows;
+    }
+
+    internal override async ValueTask PingAsync(bool async, CancellationToken cancellationToken) =>
+        await ScalarAsync(SqlQueries.Get("ping"), DbTarget.Pool, async, cancellationToken).ConfigureAwait(false);
+
     private const long RescueLockKey = 0x5072_6f63_5265_7363; // "ProcResc"
 
     private static async ValueTask<IReadOnlyList<Job>> ReadJobs(NpgsqlCommand cmd, bool async, CancellationToken cancellationToken)

@@ -239,3 +239,75 @@ SELECT procrastinate_dotnet_defer_periodic_job($1, $2, $3, $4, $5, $6, $7, $8::j
 
 -- name: last_periodic_tick
 SELECT max(defer_timestamp) FROM procrastinate_periodic_defers WHERE task_name = $1 AND periodic_id = $2;
+
+-- name: list_jobs
+-- COMPAT.md 3.11 (filters, columns, id order), with keyset paging: ids after $8.
+SELECT id, queue_name, task_name, priority, lock, queueing_lock, args, status::text AS status,
+       scheduled_at, attempts, abort_requested, worker_id
+FROM procrastinate_jobs
+WHERE ($1::bigint IS NULL OR id = $1)
+  AND ($2::character varying IS NULL OR queue_name = $2)
+  AND ($3::character varying IS NULL OR task_name = $3)
+  AND ($4::text IS NULL OR status = $4::procrastinate_job_status)
+  AND ($5::text IS NULL OR lock = $5)
+  AND ($6::text IS NULL OR queueing_lock = $6)
+  AND ($7::bigint IS NULL OR worker_id = $7)
+  AND ($8::bigint IS NULL OR id > $8)
+ORDER BY id
+LIMIT $9;
+
+-- name: list_jobs_newest_first
+-- The same, newest first: ids before $8.
+SELECT id, queue_name, task_name, priority, lock, queueing_lock, args, status::text AS status,
+       scheduled_at, attempts, abort_requested, worker_id
+FROM procrastinate_jobs
+WHERE ($1::bigint IS NULL OR id = $1)
+  AND ($2::character varying IS NULL OR queue_name = $2)
+  AND ($3::character varying IS NULL OR task_name = $3)
+  AND ($4::text IS NULL OR status = $4::procrastinate_job_status)
+  AND ($5::text IS NULL OR lock = $5)
+  AND ($6::text IS NULL OR queueing_lock = $6)
+  AND ($7::bigint IS NULL OR worker_id = $7)
+  AND ($8::bigint IS NULL OR id < $8)
+ORDER BY id DESC
+LIMIT $9;
+
+-- name: count_jobs_by
+-- list_queues / list_tasks / list_locks (COMPAT.md 3.11): one row per {group}, with counts per status.
+SELECT {group} AS name,
+       count(*) AS jobs_count,
+       count(*) FILTER (WHERE status = 'todo'::procrastinate_job_status) AS todo,
+       count(*) FILTER (WHERE status = 'doing'::procrastinate_job_status) AS doing,
+       count(*) FILTER (WHERE status = 'succeeded'::procrastinate_job_status) AS succeeded,
+       count(*) FILTER (WHERE status = 'failed'::procrastinate_job_status) AS failed,
+       count(*) FILTER (WHERE status = 'cancelled'::procrastinate_job_status) AS cancelled,
+       count(*) FILTER (WHERE status = 'aborted'::procrastinate_job_status) AS aborted
+FROM procrastinate_jobs
+WHERE ($1::character varying IS NULL OR queue_name = $1)
+  AND ($2::character varying IS NULL OR task_name = $2)
+  AND ($3::text IS NULL OR status = $3::procrastinate_job_status)
+  AND ($4::text IS NULL OR lock = $4)
+  AND {group} IS NOT NULL
+GROUP BY {group}
+ORDER BY {group};
+
+-- name: delete_job
+-- Deletes a job that is not running (events go by cascade, periodic defers are unlinked).
+DELETE FROM procrastinate_jobs WHERE id = $1 AND status <> 'doing'::procrastinate_job_status RETURNING id;
+
+-- name: list_workers
+SELECT w.id, w.last_heartbeat, d.name, d.host, d.process_id, d.queues, d.concurrency, d.started_at,
+       (SELECT count(*) FROM procrastinate_jobs AS j WHERE j.worker_id = w.id AND j.status = 'doing'::procrastinate_job_status) AS running
+FROM procrastinate_workers AS w
+LEFT JOIN procrastinate_dotnet_workers AS d ON d.worker_id = w.id
+ORDER BY w.id;
+
+-- name: list_workers_without_info
+SELECT w.id, w.last_heartbeat, NULL::text AS name, NULL::text AS host, NULL::integer AS process_id,
+       NULL::character varying[] AS queues, NULL::integer AS concurrency, NULL::timestamptz AS started_at,
+       (SELECT count(*) FROM procrastinate_jobs AS j WHERE j.worker_id = w.id AND j.status = 'doing'::procrastinate_job_status) AS running
+FROM procrastinate_workers AS w
+ORDER BY w.id;
+
+-- name: ping
+SELECT 1;

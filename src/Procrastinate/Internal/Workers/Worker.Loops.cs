@@ -91,13 +91,19 @@ internal sealed partial class Worker
         {
             try
             {
-                if (!await _store.UpdateHeartbeatAsync(WorkerId, cancellationToken).ConfigureAwait(false))
+                if (await _store.UpdateHeartbeatAsync(WorkerId, cancellationToken).ConfigureAwait(false))
+                {
+                    State.Heartbeat(_time.GetUtcNow());
+                }
+                else
                 {
                     // Pruned while alive (COMPAT.md W5): register again and carry on.
                     var old = WorkerId;
                     var fresh = await _store.RegisterWorkerAsync(Registration, cancellationToken).ConfigureAwait(false);
                     Interlocked.Exchange(ref _workerId, fresh);
                     _info = _info with { Id = fresh };
+                    State.SetId(fresh);
+                    State.Heartbeat(_time.GetUtcNow());
                     // The prune cleared worker_id on the jobs still running here: take them back,
                     // or the rescuer would run them a second time.
                     if (!_running.IsEmpty)
@@ -192,6 +198,7 @@ internal sealed partial class Worker
         Log.Listening(_log, "listen", string.Join(", ", channels));
         return _store.ListenAsync(channels, OnNotification, listening =>
         {
+            State.SetListening(listening);
             if (listening)
                 _wake.Set(); // notifications may have been missed while disconnected
             else

@@ -52,6 +52,8 @@ internal sealed partial class Worker
 
     public long WorkerId => Interlocked.Read(ref _workerId);
 
+    public WorkerState State { get; private set; } = null!;
+
     private WorkerRegistration Registration =>
         new(_options.Name, Environment.MachineName, Environment.ProcessId, _queues, _options.Concurrency);
 
@@ -67,6 +69,9 @@ internal sealed partial class Worker
             Log.PrunedWorkers(_log, "prune_stalled_workers", pruned.Count);
         _workerId = await _store.RegisterWorkerAsync(Registration, cancellationToken).ConfigureAwait(false);
         _info = new WorkerInfo(_options.Name, _workerId, _queues);
+        State = new WorkerState(_options, _time.GetUtcNow());
+        State.SetId(_workerId);
+        _app.AddWorker(State);
         Log.WorkerStarted(_log, "start_worker", _options.Name, _workerId, _queues is null ? "all queues" : string.Join(", ", _queues), _options.Concurrency);
 
         using var side = new CancellationTokenSource();
@@ -104,6 +109,7 @@ internal sealed partial class Worker
             {
                 Log.SideLoopError(_log, "stop_worker", "Unregistering the worker", TimeSpan.Zero, e);
             }
+            _app.RemoveWorker(State);
             Log.WorkerStopped(_log, "stop_worker", _options.Name, WorkerId);
             _wake.Dispose();
             _stopping.Dispose();
@@ -188,6 +194,7 @@ internal sealed partial class Worker
             _options.AdditionalContext ?? EmptyContext, new CancellationTokenSource());
         var running = new RunningJob(job, context);
         _running[job.Id] = running;
+        State.SetRunning(_running.Count);
         Interlocked.Increment(ref _pendingOutcomes);
         // Task.Run: the synchronous start of a body never holds up the fetcher.
         running.Execution = Task.Run(() => ExecuteAsync(running));
@@ -220,6 +227,7 @@ internal sealed partial class Worker
         }
 
         _running.TryRemove(job.Id, out _);
+        State.SetRunning(_running.Count);
         context.DisposeAbortSource();
         _outcomes.Writer.TryWrite(outcome);
         if (_lastFetchFull)
