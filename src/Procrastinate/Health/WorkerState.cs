@@ -7,6 +7,7 @@ public sealed class WorkerState
     private long _lastHeartbeatTicks;
     private int _listening;
     private int _running;
+    private long _completed;
 
     internal WorkerState(WorkerOptions options, DateTimeOffset startedAt)
     {
@@ -35,6 +36,11 @@ public sealed class WorkerState
 
     /// <summary>How many jobs it runs now.</summary>
     public int RunningJobs => Volatile.Read(ref _running);
+
+    /// <summary>How many jobs it has finished (whatever their outcome) since it started.</summary>
+    public long CompletedJobs => Interlocked.Read(ref _completed);
+
+    internal void JobCompleted() => Interlocked.Increment(ref _completed);
 
     internal void SetId(long id) => Interlocked.Exchange(ref _id, id);
 

@@ -228,6 +228,7 @@ internal sealed partial class Worker
 
         _running.TryRemove(job.Id, out _);
         State.SetRunning(_running.Count);
+        State.JobCompleted();
         context.DisposeAbortSource();
         _outcomes.Writer.TryWrite(outcome);
         if (_lastFetchFull)
