@@ -30,6 +30,7 @@ public sealed class App : Blueprint, IAsyncDisposable, IDisposable
         Logger = Options.LoggerFactory.CreateLogger("Procrastinate");
         Schema = new SchemaManager(this);
         Jobs = new JobManager(this);
+        Telemetry = new AppTelemetry(this, Options.MeterFactory);
         AttachTo(this);
         BuiltinTasks = new BuiltinTasks(this);
     }
@@ -62,6 +63,8 @@ public sealed class App : Blueprint, IAsyncDisposable, IDisposable
     public JobManager Jobs { get; }
 
     internal ILogger Logger { get; }
+
+    internal AppTelemetry Telemetry { get; }
 
     // ---- Opening ----------------------------------------------------------------------
 
@@ -144,31 +147,74 @@ public sealed class App : Blueprint, IAsyncDisposable, IDisposable
     internal async ValueTask<long> DeferOneAsync(JobToDefer job, DeferOptions? options, DbTarget target, bool async, CancellationToken cancellationToken)
     {
         RequireExternalSupport(target);
-        if (options?.IgnoreAlreadyEnqueued == true && job.QueueingLock is not null)
+        using var activity = StartSendActivity(job, 1);
+        try
         {
-            // The waiting job may start between the conflict and the lookup; then try again.
-            for (var attempt = 0; attempt < 5; attempt++)
+            var trace = TraceContext.From(activity ?? System.Diagnostics.Activity.Current);
+            long id;
+            var inserted = true;
+            if (options?.IgnoreAlreadyEnqueued == true && job.QueueingLock is not null)
             {
-                var (id, inserted) = await Connector.DeferJobOrGetExistingAsync(job, target, async, cancellationToken).ConfigureAwait(false);
-                if (id is { } found)
-                {
-                    Log.JobDeferred(Logger, "job_defer", found, job.TaskName, job.Queue, inserted ? "deferred" : "already enqueued");
-                    return found;
-                }
+                // The waiting job may start between the conflict and the lookup; then try again.
+                long? found = null;
+                for (var attempt = 0; attempt < 5 && found is null; attempt++)
+                    (found, inserted) = await Connector.DeferJobOrGetExistingAsync(job, trace, target, async, cancellationToken).ConfigureAwait(false);
+                id = found ?? throw new AlreadyEnqueuedException(job.QueueingLock);
             }
-            throw new AlreadyEnqueuedException(job.QueueingLock);
+            else
+            {
+                id = (await Connector.DeferJobsAsync([job], trace, target, async, cancellationToken).ConfigureAwait(false))[0];
+            }
+            activity?.SetTag("messaging.message.id", id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            if (inserted)
+                Telemetry.Deferred.Add(1, AppTelemetry.Tags(job.TaskName, job.Queue));
+            Log.JobDeferred(Logger, "job_defer", id, job.TaskName, job.Queue, inserted ? "deferred" : "already enqueued");
+            return id;
         }
-        var ids = await Connector.DeferJobsAsync([job], target, async, cancellationToken).ConfigureAwait(false);
-        Log.JobDeferred(Logger, "job_defer", ids[0], job.TaskName, job.Queue, "deferred");
-        return ids[0];
+        catch (Exception e) when (activity is not null)
+        {
+            activity.SetStatus(System.Diagnostics.ActivityStatusCode.Error, e.Message);
+            activity.SetTag("error.type", e.GetType().FullName);
+            throw;
+        }
     }
 
     internal async ValueTask<IReadOnlyList<long>> DeferBatchAsync(IReadOnlyList<JobToDefer> jobs, DbTarget target, bool async, CancellationToken cancellationToken)
     {
         RequireExternalSupport(target);
-        var ids = await Connector.DeferJobsAsync(jobs, target, async, cancellationToken).ConfigureAwait(false);
-        Log.JobsDeferred(Logger, "job_defer", ids.Length);
-        return ids;
+        if (jobs.Count == 0)
+            return [];
+        using var activity = StartSendActivity(jobs[0], jobs.Count);
+        try
+        {
+            var ids = await Connector.DeferJobsAsync(jobs, TraceContext.From(activity ?? System.Diagnostics.Activity.Current), target, async, cancellationToken)
+                .ConfigureAwait(false);
+            foreach (var job in jobs)
+                Telemetry.Deferred.Add(1, AppTelemetry.Tags(job.TaskName, job.Queue));
+            Log.JobsDeferred(Logger, "job_defer", ids.Length);
+            return ids;
+        }
+        catch (Exception e) when (activity is not null)
+        {
+            activity.SetStatus(System.Diagnostics.ActivityStatusCode.Error, e.Message);
+            activity.SetTag("error.type", e.GetType().FullName);
+            throw;
+        }
+    }
+
+    private static System.Diagnostics.Activity? StartSendActivity(JobToDefer job, int count)
+    {
+        var activity = ProcrastinateTelemetry.Source.StartActivity($"send {job.Queue}", System.Diagnostics.ActivityKind.Producer);
+        if (activity is { IsAllDataRequested: true })
+        {
+            activity.SetTag("messaging.system", "procrastinate");
+            activity.SetTag("messaging.operation.type", "send");
+            activity.SetTag("messaging.destination.name", job.Queue);
+            activity.SetTag("procrastinate.task.name", job.TaskName);
+            if (count > 1)
+                activity.SetTag("messaging.batch.message_count", count);
+        }
+        return activity;
     }
 
     internal void RequireExternalSupport(DbTarget target)
@@ -203,9 +249,17 @@ public sealed class App : Blueprint, IAsyncDisposable, IDisposable
 
     // ---- Disposal ------------------------------------------------------------------------------
 
-    /// <summary>Disposes the connector.</summary>
-    public void Dispose() => Connector.Dispose();
+    /// <summary>Disposes the connector and the app's meter.</summary>
+    public void Dispose()
+    {
+        Telemetry.Dispose();
+        Connector.Dispose();
+    }
 
-    /// <summary>Disposes the connector.</summary>
-    public ValueTask DisposeAsync() => Connector.DisposeAsync();
+    /// <summary>Disposes the connector and the app's meter.</summary>
+    public ValueTask DisposeAsync()
+    {
+        Telemetry.Dispose();
+        return Connector.DisposeAsync();
+    }
 }

@@ -37,6 +37,9 @@ public sealed record AppOptions
     /// </summary>
     public TimeSpan PeriodicMaxDelay { get; init; } = TimeSpan.FromSeconds(600);
 
+    /// <summary>Creates the app's <see cref="System.Diagnostics.Metrics.Meter"/> (from DI, say); a plain <c>new Meter("Procrastinate")</c> when null.</summary>
+    public System.Diagnostics.Metrics.IMeterFactory? MeterFactory { get; init; }
+
     /// <summary>Include task arguments in log records. Off by default: arguments may hold personal data.</summary>
     public bool LogArguments { get; init; }
 

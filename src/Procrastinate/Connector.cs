@@ -23,10 +23,10 @@ public abstract class Connector : IAsyncDisposable, IDisposable
     /// <summary>Releases pooled connections; the connector can be used (and opened) again afterwards.</summary>
     internal virtual ValueTask CloseAsync(bool async) => ValueTask.CompletedTask;
 
-    internal abstract ValueTask<long[]> DeferJobsAsync(IReadOnlyList<JobToDefer> jobs, DbTarget target, bool async, CancellationToken cancellationToken);
+    internal abstract ValueTask<long[]> DeferJobsAsync(IReadOnlyList<JobToDefer> jobs, TraceContext? trace, DbTarget target, bool async, CancellationToken cancellationToken);
 
     /// <summary>Defers one job; on a queueing-lock conflict returns the waiting job's id (Inserted = false), or null id if it vanished.</summary>
-    internal abstract ValueTask<(long? Id, bool Inserted)> DeferJobOrGetExistingAsync(JobToDefer job, DbTarget target, bool async, CancellationToken cancellationToken);
+    internal abstract ValueTask<(long? Id, bool Inserted)> DeferJobOrGetExistingAsync(JobToDefer job, TraceContext? trace, DbTarget target, bool async, CancellationToken cancellationToken);
 
     internal abstract ValueTask<long?> FindWaitingJobAsync(string queueingLock, bool async, CancellationToken cancellationToken);
 
@@ -92,6 +92,9 @@ public abstract class Connector : IAsyncDisposable, IDisposable
     internal abstract ValueTask<bool> DeleteJobAsync(long jobId, DbTarget target, bool async, CancellationToken cancellationToken);
 
     internal abstract ValueTask<IReadOnlyList<WorkerRow>> ListWorkersAsync(bool async, CancellationToken cancellationToken);
+
+    /// <summary>Waiting (todo) jobs per queue, for the given queues (all when null).</summary>
+    internal abstract ValueTask<IReadOnlyDictionary<string, long>> CountWaitingJobsAsync(string[]? queues, CancellationToken cancellationToken);
 
     /// <summary>Throws when the database cannot be reached.</summary>
     internal abstract ValueTask PingAsync(bool async, CancellationToken cancellationToken);

@@ -41,6 +41,12 @@ public sealed record Job
     /// <summary>The worker that claimed the job, if any.</summary>
     public long? WorkerId { get; init; }
 
+    /// <summary>The W3C <c>traceparent</c> of the span that deferred the job, when it was traced.</summary>
+    public string? TraceParent { get; init; }
+
+    /// <summary>The W3C <c>tracestate</c> that went with <see cref="TraceParent"/>.</summary>
+    public string? TraceState { get; init; }
+
     /// <summary>The arguments parsed as a JSON element.</summary>
     public JsonElement Args
     {

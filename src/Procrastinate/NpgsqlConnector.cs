@@ -102,7 +102,7 @@ public sealed class NpgsqlConnector : Connector
             current.Dispose();
     }
 
-    internal override async ValueTask<long[]> DeferJobsAsync(IReadOnlyList<JobToDefer> jobs, DbTarget target, bool async, CancellationToken cancellationToken)
+    internal override async ValueTask<long[]> DeferJobsAsync(IReadOnlyList<JobToDefer> jobs, TraceContext? trace, DbTarget target, bool async, CancellationToken cancellationToken)
     {
         if (jobs.Count == 0)
             return [];
@@ -137,6 +137,8 @@ public sealed class NpgsqlConnector : Connector
             cmd.Parameters.Add(new NpgsqlParameter<string?[]> { TypedValue = queueingLocks, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
             cmd.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = args, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Jsonb });
             cmd.Parameters.Add(new NpgsqlParameter<DateTime?[]> { TypedValue = scheduled, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz });
+            cmd.Parameters.Add(Nullable(trace?.TraceParent, NpgsqlDbType.Text));
+            cmd.Parameters.Add(Nullable(trace?.TraceState, NpgsqlDbType.Text));
             var ids = new long[n];
             var count = 0;
             try
@@ -164,7 +166,7 @@ public sealed class NpgsqlConnector : Connector
         }
     }
 
-    internal override async ValueTask<(long? Id, bool Inserted)> DeferJobOrGetExistingAsync(JobToDefer job, DbTarget target, bool async, CancellationToken cancellationToken)
+    internal override async ValueTask<(long? Id, bool Inserted)> DeferJobOrGetExistingAsync(JobToDefer job, TraceContext? trace, DbTarget target, bool async, CancellationToken cancellationToken)
     {
         var (connection, transaction, owned) = await Acquire(target, async, cancellationToken).ConfigureAwait(false);
         try
@@ -177,6 +179,8 @@ public sealed class NpgsqlConnector : Connector
             cmd.Parameters.Add(Nullable(job.QueueingLock, NpgsqlDbType.Text));
             cmd.Parameters.Add(new NpgsqlParameter<string> { TypedValue = job.ArgsJson, NpgsqlDbType = NpgsqlDbType.Jsonb });
             cmd.Parameters.Add(Nullable(job.ScheduledAt?.UtcDateTime, NpgsqlDbType.TimestampTz));
+            cmd.Parameters.Add(Nullable(trace?.TraceParent, NpgsqlDbType.Text));
+            cmd.Parameters.Add(Nullable(trace?.TraceState, NpgsqlDbType.Text));
             await using var reader = async
                 ? await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false)
                 : cmd.ExecuteReader();
@@ -619,6 +623,18 @@ public sealed class NpgsqlConnector : Connector
         return rows;
     }
 
+    internal override async ValueTask<IReadOnlyDictionary<string, long>> CountWaitingJobsAsync(string[]? queues, CancellationToken cancellationToken)
+    {
+        await using var connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = new NpgsqlCommand(SqlQueries.Get("count_waiting_jobs"), connection);
+        cmd.Parameters.Add(Nullable(queues, NpgsqlDbType.Array | NpgsqlDbType.Varchar));
+        var counts = new Dictionary<string, long>(StringComparer.Ordinal);
+        await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            counts[reader.GetString(0)] = reader.GetInt64(1);
+        return counts;
+    }
+
     internal override async ValueTask PingAsync(bool async, CancellationToken cancellationToken) =>
         await ScalarAsync(SqlQueries.Get("ping"), DbTarget.Pool, async, cancellationToken).ConfigureAwait(false);
 
@@ -778,12 +794,21 @@ public sealed class NpgsqlConnector : Connector
 
     /// <summary>Column ordinals of a job row, looked up by name once per result (COMPAT.md 1.4).</summary>
     private readonly record struct JobColumns(int Id, int Queue, int Task, int Priority, int Lock, int QueueingLock,
-        int Args, int Status, int ScheduledAt, int Attempts, int AbortRequested, int WorkerId)
+        int Args, int Status, int ScheduledAt, int Attempts, int AbortRequested, int WorkerId, int TraceParent, int TraceState)
     {
         public static JobColumns Of(NpgsqlDataReader r) => new(
             r.GetOrdinal("id"), r.GetOrdinal("queue_name"), r.GetOrdinal("task_name"), r.GetOrdinal("priority"),
             r.GetOrdinal("lock"), r.GetOrdinal("queueing_lock"), r.GetOrdinal("args"), r.GetOrdinal("status"),
-            r.GetOrdinal("scheduled_at"), r.GetOrdinal("attempts"), r.GetOrdinal("abort_requested"), r.GetOrdinal("worker_id"));
+            r.GetOrdinal("scheduled_at"), r.GetOrdinal("attempts"), r.GetOrdinal("abort_requested"), r.GetOrdinal("worker_id"),
+            Optional(r, "traceparent"), Optional(r, "tracestate"));
+
+        private static int Optional(NpgsqlDataReader r, string name)
+        {
+            for (var i = 0; i < r.FieldCount; i++)
+                if (r.GetName(i) == name)
+                    return i;
+            return -1;
+        }
 
         public Job Read(NpgsqlDataReader r) => new()
         {
@@ -799,6 +824,8 @@ public sealed class NpgsqlConnector : Connector
             Attempts = r.GetInt32(Attempts),
             AbortRequested = r.GetBoolean(AbortRequested),
             WorkerId = r.IsDBNull(WorkerId) ? null : r.GetInt64(WorkerId),
+            TraceParent = TraceParent < 0 || r.IsDBNull(TraceParent) ? null : r.GetString(TraceParent),
+            TraceState = TraceState < 0 || r.IsDBNull(TraceState) ? null : r.GetString(TraceState),
         };
     }
 }

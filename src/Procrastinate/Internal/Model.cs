@@ -46,3 +46,10 @@ internal sealed record ResolvedRetry(DateTimeOffset RetryAt, int? Priority, stri
 
 /// <summary>What a worker says about itself when it registers.</summary>
 internal sealed record WorkerRegistration(string Name, string Host, int ProcessId, string[]? Queues, int Concurrency);
+
+/// <summary>The W3C trace context stored with deferred jobs (COMPAT.md 1.2: in a .NET side table).</summary>
+internal readonly record struct TraceContext(string TraceParent, string? TraceState)
+{
+    public static TraceContext? From(System.Diagnostics.Activity? activity) =>
+        activity is { IdFormat: System.Diagnostics.ActivityIdFormat.W3C, Id: { } id } ? new TraceContext(id, activity.TraceStateString) : null;
+}

@@ -52,6 +52,7 @@ public sealed class SchemaManager
     [
         ("0001_dotnet_worker_info", "Procrastinate.Schema/Migrations/0001_dotnet_worker_info.sql"),
         ("0002_dotnet_defer_periodic_job", "Procrastinate.Schema/Migrations/0002_dotnet_defer_periodic_job.sql"),
+        ("0003_dotnet_job_trace", "Procrastinate.Schema/Migrations/0003_dotnet_job_trace.sql"),
     ];
 
     private readonly App _app;

@@ -16,7 +16,7 @@ public sealed class SchemaApplyTests
                     WHERE n.nspname = 'public' AND c.relname LIKE '%procrastinate%' AND c.relname NOT LIKE 'procrastinate_dotnet%'
                 UNION ALL
                 SELECT p.proname || '(' || pg_get_function_identity_arguments(p.oid) || '):' || p.oid || ':' || md5(p.prosrc) FROM pg_proc p
-                    WHERE p.proname LIKE 'procrastinate%'
+                    WHERE p.proname LIKE 'procrastinate%' AND p.proname NOT LIKE 'procrastinate_dotnet%'
                 UNION ALL
                 SELECT t.tgname || ':' || t.oid FROM pg_trigger t WHERE t.tgname LIKE 'procrastinate%'
                 UNION ALL

@@ -6,12 +6,20 @@
 -- Same rows, triggers and errors as procrastinate_defer_jobs_v1 (COMPAT.md 3.2), without
 -- building composite values: parallel arrays, inserted in input order. Ids come from the
 -- job sequence in insertion order, so sorting them ascending restores the input order.
-INSERT INTO procrastinate_jobs (queue_name, task_name, priority, lock, queueing_lock, args, scheduled_at)
-SELECT u.queue_name, u.task_name, u.priority, u.lock, u.queueing_lock, u.args, u.scheduled_at
-FROM unnest($1::character varying[], $2::character varying[], $3::integer[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[])
-    WITH ORDINALITY AS u(queue_name, task_name, priority, lock, queueing_lock, args, scheduled_at, ord)
-ORDER BY u.ord
-RETURNING id;
+-- When the defer is traced ($8), the trace context goes to the .NET side table.
+WITH inserted AS (
+    INSERT INTO procrastinate_jobs (queue_name, task_name, priority, lock, queueing_lock, args, scheduled_at)
+    SELECT u.queue_name, u.task_name, u.priority, u.lock, u.queueing_lock, u.args, u.scheduled_at
+    FROM unnest($1::character varying[], $2::character varying[], $3::integer[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[])
+        WITH ORDINALITY AS u(queue_name, task_name, priority, lock, queueing_lock, args, scheduled_at, ord)
+    ORDER BY u.ord
+    RETURNING id
+),
+traced AS (
+    INSERT INTO procrastinate_dotnet_job_trace (job_id, traceparent, tracestate)
+    SELECT id, $8, $9 FROM inserted WHERE $8::text IS NOT NULL
+)
+SELECT id FROM inserted;
 
 -- name: defer_job_or_get_existing
 -- One job; on a queueing-lock conflict, return the waiting job's id instead (inserted = false).
@@ -20,6 +28,10 @@ WITH inserted AS (
     VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)
     ON CONFLICT (queueing_lock) WHERE status = 'todo'::procrastinate_job_status DO NOTHING
     RETURNING id
+),
+traced AS (
+    INSERT INTO procrastinate_dotnet_job_trace (job_id, traceparent, tracestate)
+    SELECT id, $8, $9 FROM inserted WHERE $8::text IS NOT NULL
 )
 SELECT id, true AS inserted FROM inserted
 UNION ALL
@@ -66,7 +78,9 @@ SET status = 'doing'::procrastinate_job_status, worker_id = $2
 FROM candidate
 WHERE j.id = candidate.id
 RETURNING j.id, j.queue_name, j.task_name, j.priority, j.lock, j.queueing_lock, j.args, j.status::text AS status,
-          j.scheduled_at, j.attempts, j.abort_requested, j.worker_id;
+          j.scheduled_at, j.attempts, j.abort_requested, j.worker_id,
+          (SELECT t.traceparent FROM procrastinate_dotnet_job_trace AS t WHERE t.job_id = j.id) AS traceparent,
+          (SELECT t.tracestate FROM procrastinate_dotnet_job_trace AS t WHERE t.job_id = j.id) AS tracestate;
 
 -- name: finish_jobs
 -- Ends many runs at once with the effect of procrastinate_finish_job_v1 (COMPAT.md 2.6.4), but
@@ -311,3 +325,9 @@ ORDER BY w.id;
 
 -- name: ping
 SELECT 1;
+
+-- name: count_waiting_jobs
+SELECT queue_name, count(*) FROM procrastinate_jobs
+WHERE status = 'todo'::procrastinate_job_status
+  AND ($1::character varying[] IS NULL OR queue_name = ANY($1::character varying[]))
+GROUP BY queue_name;

@@ -167,6 +167,32 @@ internal sealed partial class Worker
         }
     }
 
+    /// <summary>Samples the waiting jobs of the served queues for the queue-depth gauge, while someone listens to it.</summary>
+    private async Task QueueDepthLoopAsync(CancellationToken cancellationToken)
+    {
+        var interval = TimeSpan.FromSeconds(10) < _options.FetchJobPollingInterval ? TimeSpan.FromSeconds(10) : _options.FetchJobPollingInterval;
+        do
+        {
+            if (!_app.Telemetry.QueueDepth.Enabled)
+                continue;
+            try
+            {
+                var counts = await _store.CountWaitingJobsAsync(_queues, cancellationToken).ConfigureAwait(false);
+                foreach (var queue in _queues ?? [.. counts.Keys])
+                    _app.Telemetry.SetQueueDepth(queue, counts.GetValueOrDefault(queue));
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (IsTransient(e))
+            {
+                Log.SideLoopError(_log, "queue_depth", "Queue-depth sampling", interval, e);
+            }
+        }
+        while (await DelayAsync(interval, cancellationToken).ConfigureAwait(false));
+    }
+
     private async Task AbortPollLoopAsync(CancellationToken cancellationToken)
     {
         while (await DelayAsync(_options.AbortJobPollingInterval, cancellationToken).ConfigureAwait(false))

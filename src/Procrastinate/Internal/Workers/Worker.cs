@@ -64,6 +64,13 @@ internal sealed partial class Worker
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var signals = _options.HandleSignals ? RegisterSignals(stop) : null;
 
+        if (_store is NpgsqlConnector)
+        {
+            // Refuse to start on a database this version cannot use, with the reason.
+            var health = await _app.Health.CheckDatabaseAsync(cancellationToken).ConfigureAwait(false);
+            if (!health.IsHealthy)
+                throw new SchemaException(health.Description);
+        }
         var pruned = await _store.PruneStalledWorkersAsync(_options.StalledWorkerTimeout, cancellationToken).ConfigureAwait(false);
         if (pruned.Count > 0)
             Log.PrunedWorkers(_log, "prune_stalled_workers", pruned.Count);
@@ -85,6 +92,7 @@ internal sealed partial class Worker
         if (_options.StalledJobs != StalledJobPolicy.Ignore)
             sideLoops.Add(RescueLoopAsync(side.Token));
         var schedules = _app.Tasks.SelectMany(t => t.Schedules).ToList();
+        sideLoops.Add(QueueDepthLoopAsync(side.Token));
         if (schedules.Count > 0)
             sideLoops.Add(new PeriodicDeferrer(_store, schedules, _app.Options.PeriodicMaxDelay, _time, _log).RunAsync(side.Token));
         var completer = CompleterLoopAsync();
@@ -209,7 +217,11 @@ internal sealed partial class Worker
         var job = running.Job;
         var context = running.Context;
         var started = _time.GetTimestamp();
+        var telemetry = _app.Telemetry;
+        var tags = AppTelemetry.Tags(job.TaskName, job.Queue);
+        telemetry.Started.Add(1, tags);
         JobOutcome outcome;
+        using (var activity = StartProcessActivity(job))
         using (_log.BeginScope(new JobLogScope(job, WorkerId, _options.Name)))
         {
             var task = _app.FindTask(job.TaskName);
@@ -224,7 +236,22 @@ internal sealed partial class Worker
                     _app.Options.LogArguments ? " with arguments " + job.ArgsJson : "");
                 outcome = await RunBodyAsync(task, job, context, started).ConfigureAwait(false);
             }
+            if (activity is not null)
+            {
+                activity.SetTag("procrastinate.job.status", outcome.Retry is null ? outcome.Status.ToDbString() : "retried");
+                if (outcome.Exception is { } e)
+                {
+                    activity.SetStatus(System.Diagnostics.ActivityStatusCode.Error, e.Message);
+                    activity.SetTag("error.type", e.GetType().FullName);
+                }
+            }
         }
+
+        tags.Add("procrastinate.job.status", outcome.Retry is null ? outcome.Status.ToDbString() : "retried");
+        telemetry.Completed.Add(1, tags);
+        telemetry.Duration.Record(outcome.Duration.TotalSeconds, tags);
+        if (outcome.Retry is not null)
+            telemetry.Retried.Add(1, AppTelemetry.Tags(job.TaskName, job.Queue));
 
         _running.TryRemove(job.Id, out _);
         State.SetRunning(_running.Count);
@@ -233,6 +260,31 @@ internal sealed partial class Worker
         _outcomes.Writer.TryWrite(outcome);
         if (_lastFetchFull)
             _wake.Set();
+    }
+
+    /// <summary>The consumer span of one run, linked to the producer span that deferred the job.</summary>
+    private System.Diagnostics.Activity? StartProcessActivity(Job job)
+    {
+        var source = ProcrastinateTelemetry.Source;
+        if (!source.HasListeners())
+            return null;
+        System.Diagnostics.ActivityLink[]? links = null;
+        if (job.TraceParent is { } parent
+            && System.Diagnostics.ActivityContext.TryParse(parent, job.TraceState, isRemote: true, out var producer))
+            links = [new System.Diagnostics.ActivityLink(producer)];
+        var activity = source.StartActivity(System.Diagnostics.ActivityKind.Consumer, parentContext: default, tags: null, links: links,
+            name: $"process {job.Queue}");
+        if (activity is { IsAllDataRequested: true })
+        {
+            activity.SetTag("messaging.system", "procrastinate");
+            activity.SetTag("messaging.operation.type", "process");
+            activity.SetTag("messaging.destination.name", job.Queue);
+            activity.SetTag("messaging.message.id", job.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            activity.SetTag("procrastinate.task.name", job.TaskName);
+            activity.SetTag("procrastinate.job.attempt", job.Attempts + 1);
+            activity.SetTag("procrastinate.worker.id", WorkerId);
+        }
+        return activity;
     }
 
     private async Task<JobOutcome> RunBodyAsync(JobTask task, Job job, JobContext context, long started)
