@@ -1,7 +1,7 @@
 namespace Procrastinate.Internal.Workers;
 
 /// <summary>An auto-reset wake-up flag: many <see cref="Set"/> calls collapse into one pending wake.</summary>
-internal sealed class AsyncSignal : IDisposable
+internal sealed class AsyncSignal(TimeProvider time) : IDisposable
 {
     private readonly SemaphoreSlim _semaphore = new(0, 1);
 
@@ -24,9 +24,22 @@ internal sealed class AsyncSignal : IDisposable
         }
     }
 
-    /// <summary>Waits until set or until <paramref name="timeout"/>; returns true when set.</summary>
-    public Task<bool> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken) =>
-        _semaphore.WaitAsync(timeout, cancellationToken);
+    /// <summary>Waits until set, until <paramref name="timeout"/> on the app's clock, or cancellation; returns true when set.</summary>
+    public async Task<bool> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        if (timeout == Timeout.InfiniteTimeSpan)
+            return await _semaphore.WaitAsync(Timeout.Infinite, cancellationToken).ConfigureAwait(false);
+        using var timer = new CancellationTokenSource(timeout, time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timer.Token, cancellationToken);
+        try
+        {
+            return await _semaphore.WaitAsync(Timeout.Infinite, linked.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (timer.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            return false;
+        }
+    }
 
     public void Dispose() => _semaphore.Dispose();
 }

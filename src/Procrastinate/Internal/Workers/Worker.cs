@@ -26,7 +26,7 @@ internal sealed partial class Worker
     private readonly TimeProvider _time;
     private readonly ConcurrentDictionary<long, RunningJob> _running = new();
     private readonly Channel<JobOutcome> _outcomes = Channel.CreateUnbounded<JobOutcome>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly AsyncSignal _wake = new();
+    private readonly AsyncSignal _wake;
     private readonly CancellationTokenSource _stopping = new();
     private string[]? _queues;
     private long _workerId;
@@ -41,6 +41,7 @@ internal sealed partial class Worker
         _store = app.Connector;
         _log = app.Logger;
         _time = app.Options.TimeProvider;
+        _wake = new AsyncSignal(_time);
     }
 
     private sealed class RunningJob(Job job, JobContext context)
