@@ -52,6 +52,7 @@ public abstract class Connector : IAsyncDisposable, IDisposable
     internal abstract ValueTask<IReadOnlyCollection<long>> FinishJobsAsync(IReadOnlyList<JobOutcome> outcomes, long workerId, CancellationToken cancellationToken);
 
     /// <summary>Puts a run back to todo (or failed, per COMPAT.md 2.6.6); false when the run was no longer ours.</summary>
+    /// <exception cref="AlreadyEnqueuedException">Another waiting job holds the job's queueing lock.</exception>
     internal abstract ValueTask<bool> RetryJobAsync(JobOutcome outcome, long workerId, CancellationToken cancellationToken);
 
     internal abstract ValueTask<IReadOnlyList<long>> ListAbortRequestedAsync(long[] jobIds, CancellationToken cancellationToken);
@@ -66,6 +67,7 @@ public abstract class Connector : IAsyncDisposable, IDisposable
 
     /// <summary>Manual retry of a failed (or running) job through procrastinate_retry_job_v2, clearing a leftover abort flag first (W6).</summary>
     /// <exception cref="InvalidOperationException">The job does not exist or cannot be retried.</exception>
+    /// <exception cref="AlreadyEnqueuedException">Another waiting job holds the job's queueing lock.</exception>
     internal abstract ValueTask RetryJobManuallyAsync(long jobId, DateTimeOffset retryAt, int? priority, string? queue, string? @lock, DbTarget target, bool async, CancellationToken cancellationToken);
 
     internal abstract ValueTask<IReadOnlyList<JobEvent>> ListEventsAsync(long jobId, DbTarget target, bool async, CancellationToken cancellationToken);

@@ -351,9 +351,15 @@ public sealed class NpgsqlConnector : Connector
             notify.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = [l] });
             batch.BatchCommands.Add(notify);
         }
-        await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        var written = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
-        return written;
+        try
+        {
+            await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            return await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (PostgresException e) when (IsQueueingLockConflict(e))
+        {
+            throw new AlreadyEnqueuedException(outcome.Job.QueueingLock ?? "?", null, e);
+        }
     }
 
     internal override async ValueTask<IReadOnlyList<long>> ListAbortRequestedAsync(long[] jobIds, CancellationToken cancellationToken)
@@ -442,6 +448,10 @@ public sealed class NpgsqlConnector : Connector
             catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.RaiseException)
             {
                 throw new InvalidOperationException(e.MessageText, e);
+            }
+            catch (PostgresException e) when (IsQueueingLockConflict(e))
+            {
+                throw new AlreadyEnqueuedException(await QueueingLockOf(jobId, async, cancellationToken).ConfigureAwait(false) ?? "?", null, e);
             }
         }
         finally
@@ -637,6 +647,9 @@ public sealed class NpgsqlConnector : Connector
 
     internal override async ValueTask PingAsync(bool async, CancellationToken cancellationToken) =>
         await ScalarAsync(SqlQueries.Get("ping"), DbTarget.Pool, async, cancellationToken).ConfigureAwait(false);
+
+    private async ValueTask<string?> QueueingLockOf(long jobId, bool async, CancellationToken cancellationToken) =>
+        (await GetJobAsync(jobId, DbTarget.Pool, async, cancellationToken).ConfigureAwait(false))?.QueueingLock;
 
     private const long RescueLockKey = 0x5072_6f63_5265_7363; // "ProcResc"
 

@@ -63,6 +63,12 @@ public sealed record WorkerOptions
     /// <summary>Extra values handed to every job through <see cref="JobContext.AdditionalContext"/>.</summary>
     public IReadOnlyDictionary<string, object?>? AdditionalContext { get; init; }
 
+    /// <summary>Run the periodic deferrer (off in the test harness, which runs only what is due).</summary>
+    internal bool EnablePeriodic { get; init; } = true;
+
+    /// <summary>Sees every outcome before it is written (the test harness records them).</summary>
+    internal Action<Internal.JobOutcome>? OutcomeObserver { get; init; }
+
     /// <summary>Validates the options; called when the worker starts.</summary>
     /// <exception cref="ArgumentException">An option is out of range.</exception>
     public void Validate()

@@ -1,4 +1,3 @@
-using Npgsql;
 
 namespace Procrastinate.Internal.Workers;
 
@@ -74,7 +73,7 @@ internal sealed partial class Worker
             if (!await _store.RetryJobAsync(retry, WorkerId, CancellationToken.None).ConfigureAwait(false))
                 Log.StaleOutcome(_log, "retry_job", retry.Job.Id);
         }
-        catch (PostgresException e) when (NpgsqlConnector.IsQueueingLockConflict(e))
+        catch (AlreadyEnqueuedException e)
         {
             // Another job already waits under this queueing lock (COMPAT.md W8): end this one as failed.
             Log.RetryQueueingLockConflict(_log, "retry_job", retry.Job.Id, e);

@@ -94,7 +94,7 @@ internal sealed partial class Worker
             sideLoops.Add(RescueLoopAsync(side.Token));
         var schedules = _app.Tasks.SelectMany(t => t.Schedules).ToList();
         sideLoops.Add(QueueDepthLoopAsync(side.Token));
-        if (schedules.Count > 0)
+        if (schedules.Count > 0 && _options.EnablePeriodic)
             sideLoops.Add(new PeriodicDeferrer(_store, schedules, _app.Options.PeriodicMaxDelay, _time, _log).RunAsync(side.Token));
         var completer = CompleterLoopAsync();
         try
@@ -258,6 +258,7 @@ internal sealed partial class Worker
         State.SetRunning(_running.Count);
         State.JobCompleted();
         context.DisposeAbortSource();
+        _options.OutcomeObserver?.Invoke(outcome);
         _outcomes.Writer.TryWrite(outcome);
         if (_lastFetchFull)
             _wake.Set();
