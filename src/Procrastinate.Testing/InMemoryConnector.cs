@@ -488,6 +488,18 @@ public sealed class InMemoryConnector : Connector
             return written;
         }));
 
+    internal override ValueTask ReleaseJobsAsync(IReadOnlyList<Job> jobs, long workerId, CancellationToken cancellationToken)
+    {
+        Atomic(notifications =>
+        {
+            foreach (var job in jobs)
+                if (_jobs.TryGetValue(job.Id, out var row) && IsOurRun(row, job, workerId) && !row.AbortRequested)
+                    Update(row, notifications, JobStatus.Todo, other: r => r.WorkerId = null);
+            return 0;
+        });
+        return ValueTask.CompletedTask;
+    }
+
     private void NotifyLockHeads(IEnumerable<string> locks, List<(string, string)> notifications)
     {
         foreach (var l in locks)

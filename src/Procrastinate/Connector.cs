@@ -51,6 +51,9 @@ public abstract class Connector : IAsyncDisposable, IDisposable
     /// <summary>Writes final statuses (guarded by status, attempts and worker); returns the ids written.</summary>
     internal abstract ValueTask<IReadOnlyCollection<long>> FinishJobsAsync(IReadOnlyList<JobOutcome> outcomes, long workerId, CancellationToken cancellationToken);
 
+    /// <summary>Puts claimed jobs that never started back to todo (attempts unchanged), guarded like a finish.</summary>
+    internal abstract ValueTask ReleaseJobsAsync(IReadOnlyList<Job> jobs, long workerId, CancellationToken cancellationToken);
+
     /// <summary>Puts a run back to todo (or failed, per COMPAT.md 2.6.6); false when the run was no longer ours.</summary>
     /// <exception cref="AlreadyEnqueuedException">Another waiting job holds the job's queueing lock.</exception>
     internal abstract ValueTask<bool> RetryJobAsync(JobOutcome outcome, long workerId, CancellationToken cancellationToken);

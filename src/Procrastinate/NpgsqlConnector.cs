@@ -328,6 +328,16 @@ public sealed class NpgsqlConnector : Connector
         return written;
     }
 
+    internal override async ValueTask ReleaseJobsAsync(IReadOnlyList<Job> jobs, long workerId, CancellationToken cancellationToken)
+    {
+        await using var connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = new NpgsqlCommand(SqlQueries.Get("release_jobs"), connection);
+        cmd.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = [.. jobs.Select(j => j.Id)] });
+        cmd.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = [.. jobs.Select(j => j.Attempts)] });
+        cmd.Parameters.Add(new NpgsqlParameter<long> { TypedValue = workerId });
+        await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
     internal override async ValueTask<bool> RetryJobAsync(JobOutcome outcome, long workerId, CancellationToken cancellationToken)
     {
         var retry = outcome.Retry ?? throw new ArgumentException("The outcome has no retry decision.", nameof(outcome));

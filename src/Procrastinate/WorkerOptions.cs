@@ -13,6 +13,13 @@ public sealed record WorkerOptions
     public int Concurrency { get; init; } = 1;
 
     /// <summary>
+    /// How many jobs the worker may claim ahead of its free executors, into a local buffer, so
+    /// claims come in batches. <c>null</c> (the default) means as many as <see cref="Concurrency"/>;
+    /// 0 claims only for free executors. Unstarted claims go back to the queue when the worker stops.
+    /// </summary>
+    public int? PrefetchJobs { get; init; }
+
+    /// <summary>
     /// When <c>false</c>, the worker stops as soon as a fetch finds nothing to do (one-shot mode),
     /// after the jobs it started have ended. Default <c>true</c>.
     /// </summary>
@@ -75,6 +82,8 @@ public sealed record WorkerOptions
     {
         if (Concurrency < 1)
             throw new ArgumentException($"Concurrency must be at least 1 (got {Concurrency}).", nameof(Concurrency));
+        if (PrefetchJobs < 0)
+            throw new ArgumentException($"PrefetchJobs cannot be negative (got {PrefetchJobs}).", nameof(PrefetchJobs));
         if (string.IsNullOrWhiteSpace(Name))
             throw new ArgumentException("The worker name cannot be empty.", nameof(Name));
         RequirePositive(FetchJobPollingInterval, nameof(FetchJobPollingInterval));

@@ -363,4 +363,46 @@ public sealed class WorkerTests(DatabaseFixture db) : IClassFixture<DatabaseFixt
         await app.RunWorkerAsync(OneShot with { Concurrency = 3 });
         Assert.Equal([1, 2, 3, 4, 5], order);
     }
+
+    [Fact]
+    public async Task Claimed_jobs_that_never_started_go_back_to_the_queue_at_stop()
+    {
+        await using var app = db.CreateApp();
+        var inJob = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var ran = new ConcurrentBag<int>();
+        var task = app.Task<SumArgs>("prefetched", async a => { ran.Add(a.A); inJob.TrySetResult(); await release.Task; });
+        await task.DeferManyAsync(Enumerable.Range(0, 6).Select(i => new SumArgs(i, 0)));
+        using var cts = new CancellationTokenSource();
+        var run = app.RunWorkerAsync(new WorkerOptions { HandleSignals = false, Concurrency = 1, PrefetchJobs = 5 }, cts.Token);
+        await inJob.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        // One runs, five wait in the local buffer, all six claimed.
+        Assert.Equal(6L, await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing'"));
+        await cts.CancelAsync();
+        release.SetResult();
+        await run;
+        Assert.Single(ran);
+        Assert.Equal(1L, await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'"));
+        Assert.Equal(5L, await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo' AND attempts = 0 AND worker_id IS NULL"));
+        await app.RunWorkerAsync(OneShot);
+        Assert.Equal(6L, await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'"));
+    }
+
+    [Fact]
+    public async Task Without_prefetch_a_worker_claims_only_for_free_executors()
+    {
+        await using var app = db.CreateApp();
+        var inJob = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var task = app.Task<SumArgs>("no_prefetch", async _ => { inJob.TrySetResult(); await release.Task; });
+        await task.DeferManyAsync(Enumerable.Range(0, 4).Select(i => new SumArgs(i, 0)));
+        var run = app.RunWorkerAsync(OneShot with { Concurrency = 2, PrefetchJobs = 0 });
+        await inJob.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        await Task.Delay(200);
+        Assert.Equal(2L, await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing'"));
+        release.SetResult();
+        await run;
+        Assert.Equal(4L, await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'"));
+        await Assert.ThrowsAsync<ArgumentException>(() => app.RunWorkerAsync(new WorkerOptions { PrefetchJobs = -1 }));
+    }
 }

@@ -331,3 +331,12 @@ SELECT queue_name, count(*) FROM procrastinate_jobs
 WHERE status = 'todo'::procrastinate_job_status
   AND ($1::character varying[] IS NULL OR queue_name = ANY($1::character varying[]))
 GROUP BY queue_name;
+
+-- name: release_jobs
+-- Claimed jobs that never started go back to todo at stop: attempts unchanged, and the
+-- status trigger writes deferred_for_retry. Guarded like finish_jobs.
+UPDATE procrastinate_jobs AS j
+SET status = 'todo'::procrastinate_job_status, worker_id = NULL
+FROM unnest($1::bigint[], $2::integer[]) AS input(id, attempts)
+WHERE j.id = input.id AND j.status = 'doing'::procrastinate_job_status AND j.attempts = input.attempts
+  AND (j.worker_id = $3 OR j.worker_id IS NULL) AND NOT j.abort_requested;

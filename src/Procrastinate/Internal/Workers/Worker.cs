@@ -25,6 +25,9 @@ internal sealed partial class Worker
     private readonly ILogger _log;
     private readonly TimeProvider _time;
     private readonly ConcurrentDictionary<long, RunningJob> _running = new();
+    private readonly ConcurrentQueue<RunningJob> _buffer = new();
+    private int _executing;
+    private volatile bool _draining;
     private readonly Channel<JobOutcome> _outcomes = Channel.CreateUnbounded<JobOutcome>(new UnboundedChannelOptions { SingleReader = true });
     private readonly AsyncSignal _wake;
     private readonly CancellationTokenSource _stopping = new();
@@ -49,6 +52,7 @@ internal sealed partial class Worker
         public Job Job { get; } = job;
         public JobContext Context { get; } = context;
         public Task Execution { get; set; } = Task.CompletedTask;
+        public DateTimeOffset? StartedAt { get; set; }
     }
 
     public long WorkerId => Interlocked.Read(ref _workerId);
@@ -64,7 +68,10 @@ internal sealed partial class Worker
         _queues = _options.Queues is { Count: > 0 } q ? [.. q] : null;
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var signals = _options.HandleSignals ? RegisterSignals(stop) : null;
+        // From the stop request on, no buffered job starts.
+        using var stopStarting = stop.Token.Register(() => _draining = true);
 
+        await _store.PingAsync(async: true, cancellationToken).ConfigureAwait(false);
         if (_store is NpgsqlConnector)
         {
             // Refuse to start on a database this version cannot use, with the reason.
@@ -127,19 +134,36 @@ internal sealed partial class Worker
 
     // ---- Fetching ---------------------------------------------------------------------------
 
+    /// <summary>Claimed jobs that may be held at once: running ones plus the local prefetch buffer.</summary>
+    private int Capacity => _options.Concurrency + (_options.PrefetchJobs ?? _options.Concurrency);
+
+    /// <summary>
+    /// Whether a claim now is worth its round trip: an executor is idle with nothing buffered,
+    /// or at least half the capacity is free (so claims come in batches).
+    /// </summary>
+    private bool ShouldFetch()
+    {
+        var room = Capacity - _running.Count;
+        return room > 0 && (_buffer.IsEmpty && Volatile.Read(ref _executing) < _options.Concurrency || room >= Math.Max(1, Capacity / 2));
+    }
+
     private async Task FetchLoopAsync(CancellationToken stop)
     {
         var failures = 0;
         while (!stop.IsCancellationRequested)
         {
-            var free = _options.Concurrency - _running.Count;
-            if (free > 0)
+            var room = Capacity - _running.Count;
+            var fetched = false;
+            if (ShouldFetch())
             {
                 _wake.Reset();
+                // Read before the claim: an empty claim only proves there is nothing left when all
+                // of this worker's outcomes were committed before the claim's snapshot was taken.
+                var idle = _running.IsEmpty && Volatile.Read(ref _pendingOutcomes) == 0;
                 IReadOnlyList<Job> jobs;
                 try
                 {
-                    jobs = await _store.FetchJobsAsync(_queues, WorkerId, free, stop).ConfigureAwait(false);
+                    jobs = await _store.FetchJobsAsync(_queues, WorkerId, room, stop).ConfigureAwait(false);
                     failures = 0;
                 }
                 catch (OperationCanceledException) when (stop.IsCancellationRequested)
@@ -155,18 +179,22 @@ internal sealed partial class Worker
                     continue;
                 }
 
+                fetched = true;
                 foreach (var job in jobs)
-                    Start(job);
-                _lastFetchFull = jobs.Count == free;
-                if (jobs.Count == free)
+                    Claim(job);
+                FillSlots();
+                _lastFetchFull = jobs.Count == room;
+                if (jobs.Count == room && ShouldFetch())
                     continue;
-                if (jobs.Count == 0 && !_options.Wait && _running.IsEmpty && Volatile.Read(ref _pendingOutcomes) == 0)
+                if (jobs.Count == 0 && !_options.Wait && idle)
                     break; // one-shot: nothing left to do and every outcome is written
             }
 
-            // Sleep until a notification, a freed slot worth refilling, the next scheduled job,
-            // the poll interval, or stop.
-            var timeout = free > 0 && _options.Wait ? await PollDelayAsync(stop).ConfigureAwait(false) : Timeout.InfiniteTimeSpan;
+            // Sleep until a notification, room worth refilling, the next scheduled job, the poll
+            // interval, or stop. Without room, only a finished job (or stop) can wake it.
+            var timeout = fetched && !_lastFetchFull && _options.Wait ? await PollDelayAsync(stop).ConfigureAwait(false)
+                : _options.Wait && room > 0 ? _options.FetchJobPollingInterval
+                : Timeout.InfiniteTimeSpan;
             try
             {
                 await _wake.WaitAsync(timeout, stop).ConfigureAwait(false);
@@ -197,16 +225,40 @@ internal sealed partial class Worker
         return _options.FetchJobPollingInterval;
     }
 
-    private void Start(Job job)
+    /// <summary>Takes a claimed job into the local buffer (and the running map, so aborts find it).</summary>
+    private void Claim(Job job)
     {
         var context = new JobContext(_app, job, _info, _time.GetUtcNow(),
             _options.AdditionalContext ?? EmptyContext, new CancellationTokenSource());
         var running = new RunningJob(job, context);
         _running[job.Id] = running;
-        State.SetRunning(_running.Count);
         Interlocked.Increment(ref _pendingOutcomes);
-        // Task.Run: the synchronous start of a body never holds up the fetcher.
-        running.Execution = Task.Run(() => ExecuteAsync(running));
+        _buffer.Enqueue(running);
+    }
+
+    /// <summary>Starts buffered jobs while executors are free (not once the worker stops).</summary>
+    private void FillSlots()
+    {
+        while (!_draining)
+        {
+            var executing = Volatile.Read(ref _executing);
+            if (executing >= _options.Concurrency)
+                return;
+            if (Interlocked.CompareExchange(ref _executing, executing + 1, executing) != executing)
+                continue;
+            if (!_buffer.TryDequeue(out var running))
+            {
+                Interlocked.Decrement(ref _executing);
+                // A job buffered meanwhile could have seen no free executor: look again.
+                if (_buffer.IsEmpty)
+                    return;
+                continue;
+            }
+            running.StartedAt = _time.GetUtcNow();
+            State.SetRunning(Volatile.Read(ref _executing));
+            // Task.Run: the synchronous start of a body never holds up the fetcher or a finishing job.
+            running.Execution = Task.Run(() => ExecuteAsync(running));
+        }
     }
 
     private static readonly IReadOnlyDictionary<string, object?> EmptyContext = new Dictionary<string, object?>();
@@ -254,13 +306,15 @@ internal sealed partial class Worker
         if (outcome.Retry is not null)
             telemetry.Retried.Add(1, AppTelemetry.Tags(job.TaskName, job.Queue));
 
-        _running.TryRemove(job.Id, out _);
-        State.SetRunning(_running.Count);
-        State.JobCompleted();
         context.DisposeAbortSource();
         _options.OutcomeObserver?.Invoke(outcome);
         _outcomes.Writer.TryWrite(outcome);
-        if (_lastFetchFull)
+        _running.TryRemove(job.Id, out _);
+        Interlocked.Decrement(ref _executing);
+        State.JobCompleted();
+        FillSlots();
+        State.SetRunning(Volatile.Read(ref _executing));
+        if (_lastFetchFull && ShouldFetch())
             _wake.Set();
     }
 
@@ -372,7 +426,9 @@ internal sealed partial class Worker
 
     private async Task DrainAsync()
     {
-        var executions = _running.Values.Select(r => r.Execution).ToArray();
+        _draining = true;
+        await ReleaseBufferedAsync().ConfigureAwait(false);
+        var executions = _running.Values.Where(r => r.StartedAt is not null).Select(r => r.Execution).ToArray();
         if (executions.Length == 0)
             return;
         Log.WorkerStopping(_log, "stop_worker", _options.Name, executions.Length);
@@ -388,6 +444,31 @@ internal sealed partial class Worker
             }
         }
         await all.ConfigureAwait(false);
+    }
+
+    /// <summary>Gives the claimed jobs that never started back to the queue (status todo, attempts unchanged).</summary>
+    private async Task ReleaseBufferedAsync()
+    {
+        var unstarted = new List<RunningJob>();
+        while (_buffer.TryDequeue(out var running))
+            unstarted.Add(running);
+        if (unstarted.Count == 0)
+            return;
+        try
+        {
+            await _store.ReleaseJobsAsync([.. unstarted.Select(r => r.Job)], WorkerId, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e) when (IsTransient(e))
+        {
+            // They stay 'doing' and are rescued as stalled once this worker is gone.
+            Log.SideLoopError(_log, "stop_worker", "Releasing unstarted jobs", TimeSpan.Zero, e);
+        }
+        foreach (var running in unstarted)
+        {
+            _running.TryRemove(running.Job.Id, out _);
+            running.Context.DisposeAbortSource();
+            Interlocked.Decrement(ref _pendingOutcomes);
+        }
     }
 
     private IDisposable RegisterSignals(CancellationTokenSource stop)
