@@ -106,6 +106,8 @@ public sealed class NpgsqlConnector : Connector
     {
         if (jobs.Count == 0)
             return [];
+        if (jobs.Count == 1)
+            return [await DeferOneAsync(jobs[0], trace, target, async, cancellationToken).ConfigureAwait(false)];
         var n = jobs.Count;
         var queues = new string[n];
         var tasks = new string[n];
@@ -158,6 +160,41 @@ public sealed class NpgsqlConnector : Connector
             // Ids are drawn from the sequence in insertion order, which is the input order.
             Array.Sort(ids);
             return ids;
+        }
+        finally
+        {
+            if (owned)
+                await Release(connection, async).ConfigureAwait(false);
+        }
+    }
+
+    private async ValueTask<long> DeferOneAsync(JobToDefer job, TraceContext? trace, DbTarget target, bool async, CancellationToken cancellationToken)
+    {
+        var (connection, transaction, owned) = await Acquire(target, async, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await using var cmd = new NpgsqlCommand(SqlQueries.Get(trace is null ? "defer_job" : "defer_job_traced"), connection, transaction);
+            cmd.Parameters.Add(new NpgsqlParameter<string> { TypedValue = job.Queue });
+            cmd.Parameters.Add(new NpgsqlParameter<string> { TypedValue = job.TaskName });
+            cmd.Parameters.Add(new NpgsqlParameter<int> { TypedValue = job.Priority });
+            cmd.Parameters.Add(Nullable(job.Lock, NpgsqlDbType.Text));
+            cmd.Parameters.Add(Nullable(job.QueueingLock, NpgsqlDbType.Text));
+            cmd.Parameters.Add(new NpgsqlParameter<string> { TypedValue = job.ArgsJson, NpgsqlDbType = NpgsqlDbType.Jsonb });
+            cmd.Parameters.Add(Nullable(job.ScheduledAt?.UtcDateTime, NpgsqlDbType.TimestampTz));
+            if (trace is { } t)
+            {
+                cmd.Parameters.Add(new NpgsqlParameter<string> { TypedValue = t.TraceParent });
+                cmd.Parameters.Add(Nullable(t.TraceState, NpgsqlDbType.Text));
+            }
+            try
+            {
+                var id = async ? await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) : cmd.ExecuteScalar();
+                return (long)id!;
+            }
+            catch (PostgresException e) when (IsQueueingLockConflict(e))
+            {
+                throw await TranslateConflict(e, [job], target, async, cancellationToken).ConfigureAwait(false);
+            }
         }
         finally
         {

@@ -21,6 +21,24 @@ traced AS (
 )
 SELECT id FROM inserted;
 
+-- name: defer_job
+-- One job (the common case): the same insert without arrays.
+INSERT INTO procrastinate_jobs (queue_name, task_name, priority, lock, queueing_lock, args, scheduled_at)
+VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)
+RETURNING id;
+
+-- name: defer_job_traced
+WITH inserted AS (
+    INSERT INTO procrastinate_jobs (queue_name, task_name, priority, lock, queueing_lock, args, scheduled_at)
+    VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)
+    RETURNING id
+),
+traced AS (
+    INSERT INTO procrastinate_dotnet_job_trace (job_id, traceparent, tracestate)
+    SELECT id, $8, $9 FROM inserted
+)
+SELECT id FROM inserted;
+
 -- name: defer_job_or_get_existing
 -- One job; on a queueing-lock conflict, return the waiting job's id instead (inserted = false).
 WITH inserted AS (
