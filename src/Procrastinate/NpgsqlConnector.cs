@@ -66,6 +66,10 @@ public sealed class NpgsqlConnector : Connector
                         builder.ConnectionStringBuilder.MaxAutoPrepare = 32;
                     if (!builder.ConnectionStringBuilder.ContainsKey("Application Name"))
                         builder.ConnectionStringBuilder.ApplicationName = "procrastinate-dotnet";
+                    // The library keeps no session state on pooled connections (LISTEN has its own),
+                    // so skip the DISCARD ALL that would cost a statement per operation.
+                    if (!builder.ConnectionStringBuilder.ContainsKey("No Reset On Close"))
+                        builder.ConnectionStringBuilder.NoResetOnClose = true;
                     _dataSource = builder.Build();
                 }
                 return _dataSource;

@@ -405,4 +405,21 @@ public sealed class WorkerTests(DatabaseFixture db) : IClassFixture<DatabaseFixt
         Assert.Equal(4L, await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'"));
         await Assert.ThrowsAsync<ArgumentException>(() => app.RunWorkerAsync(new WorkerOptions { PrefetchJobs = -1 }));
     }
+
+    [Fact]
+    public async Task An_idle_worker_wakes_when_a_scheduled_job_becomes_due_not_at_the_next_poll()
+    {
+        await using var app = db.CreateApp();
+        var started = new TaskCompletionSource<DateTimeOffset>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var task = app.Task<SumArgs>("due_soon", _ => started.TrySetResult(DateTimeOffset.UtcNow));
+        using var cts = new CancellationTokenSource();
+        var run = app.RunWorkerAsync(new WorkerOptions { HandleSignals = false, FetchJobPollingInterval = TimeSpan.FromSeconds(60) }, cts.Token);
+        await Task.Delay(500);
+        var dueAt = DateTimeOffset.UtcNow.AddSeconds(1.5);
+        await task.DeferAsync(new SumArgs(1, 1), new DeferOptions { ScheduleAt = dueAt });
+        var at = await started.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        await cts.CancelAsync();
+        await run;
+        Assert.InRange(at - dueAt, TimeSpan.FromMilliseconds(-50), TimeSpan.FromSeconds(2));
+    }
 }

@@ -241,6 +241,7 @@ internal sealed partial class Worker
         switch (type)
         {
             case "job_inserted":
+                InvalidateNextDue();
                 _wake.Set();
                 break;
             case "abort_job_requested" when jobId is { } id:

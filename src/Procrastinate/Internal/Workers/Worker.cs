@@ -206,22 +206,38 @@ internal sealed partial class Worker
         }
     }
 
-    /// <summary>The polling interval, shortened when a scheduled job becomes due sooner (database clock).</summary>
+    private long _scheduledCheckedAtTicks;
+    private DateTimeOffset? _nextDue;
+
+    /// <summary>Forget when the next scheduled job is due (a notification may announce a new one).</summary>
+    private void InvalidateNextDue() => Interlocked.Exchange(ref _scheduledCheckedAtTicks, 0);
+
+    /// <summary>
+    /// The polling interval, shortened when a scheduled job becomes due sooner. The due time is
+    /// read from the database at most once a second, and again after any notification.
+    /// </summary>
     private async Task<TimeSpan> PollDelayAsync(CancellationToken stop)
     {
-        try
+        var now = _time.GetUtcNow();
+        if (now.UtcTicks - Interlocked.Read(ref _scheduledCheckedAtTicks) >= TimeSpan.TicksPerSecond || _nextDue <= now)
         {
-            var next = await _store.NextScheduledDelayAsync(_queues, stop).ConfigureAwait(false);
-            if (next is { } delay && delay < _options.FetchJobPollingInterval)
-                return delay < TimeSpan.FromMilliseconds(1) ? TimeSpan.FromMilliseconds(1) : delay;
+            try
+            {
+                var next = await _store.NextScheduledDelayAsync(_queues, stop).ConfigureAwait(false);
+                _nextDue = next is { } delay ? now + delay : null;
+                Interlocked.Exchange(ref _scheduledCheckedAtTicks, now.UtcTicks);
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                return _options.FetchJobPollingInterval;
+            }
+            catch (Exception e) when (IsTransient(e))
+            {
+                return _options.FetchJobPollingInterval; // polling covers it
+            }
         }
-        catch (OperationCanceledException) when (stop.IsCancellationRequested)
-        {
-        }
-        catch (Exception e) when (IsTransient(e))
-        {
-            // Polling covers it.
-        }
+        if (_nextDue is { } due && due - now < _options.FetchJobPollingInterval)
+            return due - now < TimeSpan.FromMilliseconds(1) ? TimeSpan.FromMilliseconds(1) : due - now;
         return _options.FetchJobPollingInterval;
     }
 
