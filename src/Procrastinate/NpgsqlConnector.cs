@@ -49,6 +49,13 @@ public sealed class NpgsqlConnector : Connector
         _ownsDataSource = ownsDataSource;
     }
 
+    /// <summary>
+    /// Turns a <c>postgres://</c> or <c>postgresql://</c> URL into an Npgsql connection string
+    /// (user, password, host, port, database, <c>sslmode</c>, <c>application_name</c>, <c>host</c> for a
+    /// socket directory); an Npgsql connection string is returned as is.
+    /// </summary>
+    public static string NormalizeConnectionString(string urlOrConnectionString) => ConnectionStrings.Normalize(urlOrConnectionString);
+
     /// <summary>The data source every statement goes through (created on first access).</summary>
     public NpgsqlDataSource DataSource
     {

@@ -64,6 +64,9 @@ public sealed record WorkerOptions
     /// <summary>How often stalled jobs are looked for (one worker at a time does it). Default 15 s.</summary>
     public TimeSpan StalledJobsCheckInterval { get; init; } = TimeSpan.FromSeconds(15);
 
+    /// <summary>Where this worker logs (its lifecycle and its jobs); the app's <see cref="AppOptions.LoggerFactory"/> when null.</summary>
+    public Microsoft.Extensions.Logging.ILoggerFactory? LoggerFactory { get; init; }
+
     /// <summary>Middleware wrapping every job this worker runs, outermost first.</summary>
     public IReadOnlyList<IJobMiddleware>? Middleware { get; init; }
 

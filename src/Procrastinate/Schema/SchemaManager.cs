@@ -62,6 +62,16 @@ public sealed class SchemaManager
     /// <summary>The names of the .NET migrations this version knows, in order.</summary>
     public static IReadOnlyList<string> KnownMigrations { get; } = [.. Migrations.Select(m => m.Name)];
 
+    /// <summary>The SQL of one .NET migration (see <see cref="KnownMigrations"/>).</summary>
+    /// <exception cref="ArgumentException">No migration has this name.</exception>
+    public static string ReadMigrationSql(string name)
+    {
+        foreach (var (known, resource) in Migrations)
+            if (known == name)
+                return SqlQueries.ReadResource(resource);
+        throw new ArgumentException($"No .NET migration is named '{name}'.", nameof(name));
+    }
+
     /// <summary>The SQL that creates the Procrastinate objects.</summary>
     public static string ReadSchemaSql() => SqlQueries.ReadResource("Procrastinate.Schema/schema.sql");
 

@@ -46,7 +46,7 @@ public static class TestCluster
                 throw new InvalidOperationException($"scripts/postgres.sh failed: {await stderr}");
             url = (await stdout).Trim();
         }
-        var admin = Internal.ConnectionStrings.Normalize(url);
+        var admin = NpgsqlConnector.NormalizeConnectionString(url);
 
         // A fresh template with the schema applied, once per test run.
         await using var ds = NpgsqlDataSource.Create(admin);

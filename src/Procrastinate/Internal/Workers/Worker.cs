@@ -42,7 +42,7 @@ internal sealed partial class Worker
         _app = app;
         _options = options;
         _store = app.Connector;
-        _log = app.Logger;
+        _log = options.LoggerFactory?.CreateLogger("Procrastinate") ?? app.Logger;
         _time = app.Options.TimeProvider;
         _wake = new AsyncSignal(_time);
     }
@@ -324,13 +324,15 @@ internal sealed partial class Worker
 
         context.DisposeAbortSource();
         _options.OutcomeObserver?.Invoke(outcome);
-        _outcomes.Writer.TryWrite(outcome);
+        // Leave the running map before the completer can see the outcome: a one-shot worker
+        // decides it is idle from the map and the pending-outcome count together.
         _running.TryRemove(job.Id, out _);
         Interlocked.Decrement(ref _executing);
         State.JobCompleted();
+        _outcomes.Writer.TryWrite(outcome);
         FillSlots();
         State.SetRunning(Volatile.Read(ref _executing));
-        if (_lastFetchFull && ShouldFetch())
+        if ((!_options.Wait || _lastFetchFull) && ShouldFetch())
             _wake.Set();
     }
 
