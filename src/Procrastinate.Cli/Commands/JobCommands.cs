@@ -89,7 +89,7 @@ internal sealed class RetryCommand : JobCommand
             throw new CliUsageException("--at and --in cannot be combined.");
         var app = invocation.Session().App;
         if (delay is { } d)
-            at = DateTimeOffset.UtcNow + d;
+            at = app.Options.TimeProvider.GetUtcNow() + d;
         try
         {
             await app.Jobs.RetryAsync(id, at, settings.GetNullable(_priority), settings.Get(_queue), settings.Get(_lock), cancellationToken).ConfigureAwait(false);
