@@ -87,7 +87,7 @@ public class Blueprint
 
     /// <summary>Registers a task with a synchronous body.</summary>
     /// <param name="name">The stable name stored with each job (at most 128 characters).</param>
-    /// <param name="body">Runs each job, on a thread-pool thread.</param>
+    /// <param name="body">Runs each job, on a thread-pool thread (never on the fetcher's).</param>
     /// <param name="queue">Default queue (<c>default</c> when null); at most 40 bytes.</param>
     /// <param name="priority">Default priority; higher runs first.</param>
     /// <param name="lock">Default lock: jobs sharing it run one at a time.</param>
@@ -153,7 +153,22 @@ public class Blueprint
                 await ((THandler)lease.Handler).HandleAsync(args, context, context.CancellationToken).ConfigureAwait(false);
         }, new(queue, priority, @lock, queueingLock, aliases, retry));
 
-    private static Threading.Task RunSync(Action action) => Threading.Task.Run(action);
+    /// <summary>
+    /// Runs a synchronous body. The worker already runs each job on a thread-pool thread, so the
+    /// body runs inline (no second hop); its exception becomes the task's.
+    /// </summary>
+    private static Threading.Task RunSync(Action action)
+    {
+        try
+        {
+            action();
+            return Threading.Task.CompletedTask;
+        }
+        catch (Exception e)
+        {
+            return Threading.Task.FromException(e);
+        }
+    }
 
 
     private JobTask<TArgs> Register<TArgs>(string name, Func<TArgs, JobContext, Threading.Task> body, TaskDefaults defaults)
