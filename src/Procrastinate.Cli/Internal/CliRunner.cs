@@ -35,7 +35,7 @@ internal sealed class CliRunner : IAsyncDisposable
     public bool InShell { get; set; }
 
     /// <summary>The commands of the shell: every command but <c>worker</c> and <c>shell</c>.</summary>
-    public IEnumerable<Command> ShellCommands => _root.Subcommands.Where(c => c.Name is not ("worker" or "shell"));
+    public IEnumerable<Command> ShellCommands => _root.Subcommands.Where(c => c.Name is not ("worker" or "shell" or "dashboard"));
 
     private Command BuildRoot()
     {
@@ -49,7 +49,7 @@ internal sealed class CliRunner : IAsyncDisposable
         root.Options.Add(new VersionOption { Action = new VersionAction(Console) });
         CliCommand[] commands =
         [
-            new DeferCommand(), new WorkerCommand(), new SchemaCommand(), new HealthchecksCommand(),
+            new DeferCommand(), new WorkerCommand(), new SchemaCommand(), new HealthchecksCommand(), new DashboardCommand(),
             new JobsCommand(), new CountsCommand("queues"), new CountsCommand("tasks"), new CountsCommand("locks"), new WorkersCommand(),
             new CancelCommand(), new AbortCommand(), new RetryCommand(), new DeleteCommand(),
             new ShellCommand(),
@@ -98,7 +98,7 @@ internal sealed class CliRunner : IAsyncDisposable
         var invocation = new Invocation(this, parseResult, name);
         try
         {
-            if (InShell && name is "worker" or "shell")
+            if (InShell && name is "worker" or "shell" or "dashboard")
                 throw new CliUsageException($"'{name}' is not available in the shell.");
             return await command.ExecuteAsync(invocation, cancellationToken).ConfigureAwait(false);
         }

@@ -1,0 +1,3 @@
+global using Procrastinate.Dashboard.Tests.Infrastructure;
+global using Procrastinate.Tests.Infrastructure;
+global using Xunit;
