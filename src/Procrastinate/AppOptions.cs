@@ -52,5 +52,6 @@ public sealed record AppOptions
         RespectNullableAnnotations = true,
         NumberHandling = JsonNumberHandling.Strict,
         UnmappedMemberHandling = JsonUnmappedMemberHandling.Skip,
+        Converters = { new Internal.WellFormedStringConverter() },
     };
 }

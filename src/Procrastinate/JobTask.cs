@@ -75,6 +75,8 @@ public abstract class JobTask
             throw new ArgumentException("Periodic jobs run at their tick: ScheduleAt and ScheduleIn do not apply.", nameof(options));
         if (options?.IgnoreAlreadyEnqueued == true)
             throw new ArgumentException("IgnoreAlreadyEnqueued does not apply to periodic jobs: a tick whose queueing lock is taken is skipped.", nameof(options));
+        Names.ValidateText(periodicId, "The periodic id", nameof(periodicId));
+        JsonArgs.ValidateSerialized(args.ToJsonString(), _app?.Options.MaxArgsBytes ?? AppOptions.DefaultMaxArgsBytes);
         var expression = CronExpression.Parse(cron, timeZone);
         if (options?.Queue is { } q) Names.ValidateQueue(q);
         Names.ValidateLock(options?.Lock, "lock", "Lock");

@@ -89,6 +89,7 @@ public sealed record WorkerOptions
             throw new ArgumentException($"PrefetchJobs cannot be negative (got {PrefetchJobs}).", nameof(PrefetchJobs));
         if (string.IsNullOrWhiteSpace(Name))
             throw new ArgumentException("The worker name cannot be empty.", nameof(Name));
+        Internal.Names.ValidateText(Name, "The worker name", nameof(Name));
         RequirePositive(FetchJobPollingInterval, nameof(FetchJobPollingInterval));
         RequirePositive(AbortJobPollingInterval, nameof(AbortJobPollingInterval));
         RequirePositive(UpdateHeartbeatInterval, nameof(UpdateHeartbeatInterval));

@@ -49,6 +49,13 @@ internal static class Names
         return value;
     }
 
+    /// <summary>Refuses NUL and unpaired surrogates in any text that reaches PostgreSQL.</summary>
+    public static string ValidateText(string value, string what, string paramName)
+    {
+        RejectControlChars(value, what, paramName);
+        return value;
+    }
+
     private static void RejectControlChars(string value, string what, string paramName)
     {
         foreach (var c in value)

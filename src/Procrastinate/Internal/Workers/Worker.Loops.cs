@@ -93,6 +93,7 @@ internal sealed partial class Worker
                 if (await _store.UpdateHeartbeatAsync(WorkerId, cancellationToken).ConfigureAwait(false))
                 {
                     State.Heartbeat(_time.GetUtcNow());
+                    Interlocked.CompareExchange(ref _databaseHealthySince, _time.GetTimestamp(), 0);
                 }
                 else
                 {
@@ -116,6 +117,7 @@ internal sealed partial class Worker
             }
             catch (Exception e) when (IsTransient(e))
             {
+                Interlocked.Exchange(ref _databaseHealthySince, 0);
                 Log.SideLoopError(_log, "update_heartbeat", "The heartbeat", _options.UpdateHeartbeatInterval, e);
             }
         }
@@ -125,6 +127,11 @@ internal sealed partial class Worker
     {
         while (await DelayAsync(_options.StalledJobsCheckInterval, cancellationToken).ConfigureAwait(false))
         {
+            // After the database was unreachable, nobody could heartbeat: wait until live workers
+            // had a whole stalled timeout to heartbeat again before judging anyone dead.
+            var healthySince = Interlocked.Read(ref _databaseHealthySince);
+            if (healthySince == 0 || _time.GetElapsedTime(healthySince) < _options.StalledWorkerTimeout)
+                continue;
             try
             {
                 var rescued = await _store.RescueStalledJobsAsync(_options.StalledWorkerTimeout, ShouldRetryStalled, cancellationToken).ConfigureAwait(false);

@@ -34,6 +34,7 @@ internal sealed partial class Worker
     private string[]? _queues;
     private long _workerId;
     private int _pendingOutcomes;
+    private long _databaseHealthySince; // monotonic timestamp of the first success after the last failure; 0: failing
     private volatile bool _lastFetchFull;
     private WorkerInfo _info = null!;
 
@@ -53,6 +54,7 @@ internal sealed partial class Worker
         public JobContext Context { get; } = context;
         public Task Execution { get; set; } = Task.CompletedTask;
         public DateTimeOffset? StartedAt { get; set; }
+        public long ClaimedAt { get; init; }
     }
 
     public long WorkerId => Interlocked.Read(ref _workerId);
@@ -84,6 +86,7 @@ internal sealed partial class Worker
             Log.PrunedWorkers(_log, "prune_stalled_workers", pruned.Count);
         _workerId = await _store.RegisterWorkerAsync(Registration, cancellationToken).ConfigureAwait(false);
         _info = new WorkerInfo(_options.Name, _workerId, _queues);
+        _databaseHealthySince = _time.GetTimestamp();
         State = new WorkerState(_options, _time.GetUtcNow());
         State.SetId(_workerId);
         _app.AddWorker(State);
@@ -246,7 +249,7 @@ internal sealed partial class Worker
     {
         var context = new JobContext(_app, job, _info, _time.GetUtcNow(),
             _options.AdditionalContext ?? EmptyContext, new CancellationTokenSource());
-        var running = new RunningJob(job, context);
+        var running = new RunningJob(job, context) { ClaimedAt = _time.GetTimestamp() };
         _running[job.Id] = running;
         Interlocked.Increment(ref _pendingOutcomes);
         _buffer.Enqueue(running);
@@ -268,6 +271,14 @@ internal sealed partial class Worker
                 // A job buffered meanwhile could have seen no free executor: look again.
                 if (_buffer.IsEmpty)
                     return;
+                continue;
+            }
+            if (_time.GetElapsedTime(running.ClaimedAt) > _options.StalledWorkerTimeout)
+            {
+                // Claimed so long ago (this process was paused, say) that the job may have been
+                // rescued and claimed elsewhere: do not run it; give it back if it is still ours.
+                Interlocked.Decrement(ref _executing);
+                _ = ReleaseStaleAsync(running);
                 continue;
             }
             running.StartedAt = _time.GetUtcNow();
@@ -462,6 +473,25 @@ internal sealed partial class Worker
             }
         }
         await all.ConfigureAwait(false);
+    }
+
+    private async Task ReleaseStaleAsync(RunningJob running)
+    {
+        try
+        {
+            await _store.ReleaseJobsAsync([running.Job], WorkerId, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e) when (IsTransient(e))
+        {
+            Log.SideLoopError(_log, "release_job", "Releasing a stale claim", TimeSpan.Zero, e);
+        }
+        finally
+        {
+            _running.TryRemove(running.Job.Id, out _);
+            running.Context.DisposeAbortSource();
+            Interlocked.Decrement(ref _pendingOutcomes);
+            _wake.Set();
+        }
     }
 
     /// <summary>Gives the claimed jobs that never started back to the queue (status todo, attempts unchanged).</summary>
