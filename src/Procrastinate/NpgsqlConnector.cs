@@ -68,21 +68,32 @@ public sealed class NpgsqlConnector : Connector
             {
                 if (_dataSource is null)
                 {
-                    var builder = new NpgsqlDataSourceBuilder(_connectionStringFactory!());
-                    if (!builder.ConnectionStringBuilder.ContainsKey("Max Auto Prepare"))
-                        builder.ConnectionStringBuilder.MaxAutoPrepare = 32;
-                    if (!builder.ConnectionStringBuilder.ContainsKey("Application Name"))
-                        builder.ConnectionStringBuilder.ApplicationName = "procrastinate-dotnet";
+                    var connectionString = _connectionStringFactory!();
+                    var builder = new NpgsqlDataSourceBuilder(connectionString);
+                    // NpgsqlConnectionStringBuilder.ContainsKey is true for every known keyword, set
+                    // or not; a plain DbConnectionStringBuilder tells what the string really sets.
+                    var given = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString };
+                    var settings = builder.ConnectionStringBuilder;
+                    if (!Sets(given, "Max Auto Prepare", "MaxAutoPrepare"))
+                        settings.MaxAutoPrepare = 32;
+                    if (!Sets(given, "Application Name", "ApplicationName"))
+                        settings.ApplicationName = "procrastinate-dotnet";
                     // The library keeps no session state on pooled connections (LISTEN has its own),
                     // so skip the DISCARD ALL that would cost a statement per operation.
-                    if (!builder.ConnectionStringBuilder.ContainsKey("No Reset On Close"))
-                        builder.ConnectionStringBuilder.NoResetOnClose = true;
+                    if (!Sets(given, "No Reset On Close", "NoResetOnClose"))
+                        settings.NoResetOnClose = true;
+                    // The claim's plan is estimated expensive enough to be JIT-compiled at every
+                    // execution, which costs more than the query; these short statements never gain from JIT.
+                    if (!Sets(given, "Options"))
+                        settings.Options = "-c jit=off";
                     _dataSource = builder.Build();
                 }
                 return _dataSource;
             }
         }
     }
+
+    private static bool Sets(System.Data.Common.DbConnectionStringBuilder given, params string[] keys) => keys.Any(given.ContainsKey);
 
     internal override bool SupportsExternalConnections => true;
 

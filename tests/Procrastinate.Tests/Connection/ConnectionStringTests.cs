@@ -99,4 +99,16 @@ public sealed class ConnectionStringTests
         await using var cmd = ds.CreateCommand("SELECT 1");
         Assert.Equal(1, await cmd.ExecuteScalarAsync());
     }
+
+    [Fact]
+    public void The_connector_sets_its_defaults_unless_the_connection_string_sets_them()
+    {
+        using var connector = new NpgsqlConnector("Host=h;Database=d");
+        var b = new NpgsqlConnectionStringBuilder(connector.DataSource.ConnectionString);
+        Assert.Equal((32, true, "procrastinate-dotnet", "-c jit=off"), (b.MaxAutoPrepare, b.NoResetOnClose, b.ApplicationName, b.Options));
+
+        using var explicitOnes = new NpgsqlConnector("Host=h;Database=d;No Reset On Close=false;MaxAutoPrepare=5;Application Name=mine;Options=-c work_mem=8MB");
+        var e = new NpgsqlConnectionStringBuilder(explicitOnes.DataSource.ConnectionString);
+        Assert.Equal((5, false, "mine", "-c work_mem=8MB"), (e.MaxAutoPrepare, e.NoResetOnClose, e.ApplicationName, e.Options));
+    }
 }
