@@ -129,7 +129,15 @@ public sealed class App : Blueprint, IAsyncDisposable, IDisposable
             scheduledAt = delay >= DateTimeOffset.MaxValue - now ? DateTimeOffset.MaxValue : now + delay;
         }
         if (scheduledAt is { } at)
+        {
+            // Sentinels (DateTimeOffset.MinValue, default, MaxValue) and unit mistakes are refused:
+            // a schedule is an instant between 1970 and the horizon.
+            var horizon = Options.TimeProvider.GetUtcNow() + Options.MaxScheduleAhead;
+            if (at < DateTimeOffset.UnixEpoch || at > horizon)
+                throw new ArgumentOutOfRangeException(options?.ScheduleIn is not null ? "ScheduleIn" : "ScheduleAt", at,
+                    $"The job would be scheduled at {at:O}: schedules must fall between 1970-01-01 and {Options.MaxScheduleAhead.TotalDays:0} days from now (AppOptions.MaxScheduleAhead).");
             scheduledAt = TruncateToMicroseconds(at.ToUniversalTime());
+        }
 
         return new JobToDefer(
             Queue: Names.ValidateQueue(options?.Queue ?? task?.Queue ?? Names.DefaultQueue, "Queue"),

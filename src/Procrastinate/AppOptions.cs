@@ -40,6 +40,9 @@ public sealed record AppOptions
     /// <summary>Creates the app's <see cref="System.Diagnostics.Metrics.Meter"/> (from DI, say); a plain <c>new Meter("Procrastinate")</c> when null.</summary>
     public System.Diagnostics.Metrics.IMeterFactory? MeterFactory { get; init; }
 
+    /// <summary>How far ahead a job may be scheduled; later instants are refused as mistakes. Default 100 years.</summary>
+    public TimeSpan MaxScheduleAhead { get; init; } = TimeSpan.FromDays(36525);
+
     /// <summary>Include task arguments in log records. Off by default: arguments may hold personal data.</summary>
     public bool LogArguments { get; init; }
 

@@ -224,17 +224,14 @@ public sealed class BadInputTests : IAsyncLifetime
             () => _text.DeferAsync(new TextArgs("a"), new DeferOptions { ScheduleAt = DateTimeOffset.UtcNow, ScheduleIn = TimeSpan.FromMinutes(1) }),
             "Set ScheduleAt or ScheduleIn, not both.");
 
-    /// <summary>
-    /// What the library does today with schedules far in the past or future: it accepts them.
-    /// Recorded for RELIABILITY.md; a recommendation is made there, no behaviour is invented here.
-    /// </summary>
+    /// <summary>Schedules far in the past or future are refused at the edge, naming the option; nothing is written.</summary>
     [Theory]
     [InlineData("ScheduleAt = DateTimeOffset.MinValue", "min")]
     [InlineData("ScheduleAt = 1900-01-01", "1900")]
     [InlineData("ScheduleAt = 9999-12-31", "9999")]
     [InlineData("ScheduleAt = DateTimeOffset.MaxValue", "max")]
     [InlineData("ScheduleIn = TimeSpan.MaxValue", "in-max")]
-    public async Task Schedules_far_in_the_past_or_future_are_stored_as_given(string input, string which)
+    public async Task Schedules_far_in_the_past_or_future_are_refused(string input, string which)
     {
         var options = which switch
         {
@@ -244,14 +241,18 @@ public sealed class BadInputTests : IAsyncLifetime
             "max" => new DeferOptions { ScheduleAt = DateTimeOffset.MaxValue },
             _ => new DeferOptions { ScheduleIn = TimeSpan.MaxValue },
         };
-        var e = await Record.ExceptionAsync(() => _text.DeferAsync(new TextArgs("a"), options));
-        if (e is not null)
-        {
-            BadInputTable.Record(input, e);
-            return;
-        }
-        var stored = await _db.ScalarAsync<string>("SELECT scheduled_at::text FROM procrastinate_jobs");
-        BadInputTable.Record(input, $"accepted; stored scheduled_at = {stored}");
+        var e = await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => _text.DeferAsync(new TextArgs("a"), options));
+        Assert.Contains("schedules must fall between 1970-01-01 and", e.Message, StringComparison.Ordinal);
+        Assert.Equal(which == "in-max" ? "ScheduleIn" : "ScheduleAt", e.ParamName);
+        BadInputTable.Record(input, e);
+        Assert.Equal(0L, await _db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_jobs"));
+    }
+
+    [Fact]
+    public async Task A_schedule_in_the_recent_past_still_means_now()
+    {
+        var id = await _text.DeferAsync(new TextArgs("a"), new DeferOptions { ScheduleAt = DateTimeOffset.UtcNow.AddDays(-1) });
+        Assert.Equal(1L, await _db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_jobs WHERE id = $1", id));
     }
 
     // ---- Periodic tasks ----------------------------------------------------------------------------

@@ -127,6 +127,20 @@ public static class ReliabilityCluster
         return (process.ExitCode, await stdout, await stderr);
     }
 
+    /// <summary>Stops the server (fast shutdown: every session is terminated).</summary>
+    public static async Task StopAsync()
+    {
+        await Server.Value;
+        await ScriptAsync("stop");
+    }
+
+    /// <summary>Starts the server again after <see cref="StopAsync"/>.</summary>
+    public static async Task StartAgainAsync()
+    {
+        await Server.Value;
+        await ScriptAsync();
+    }
+
     /// <summary>Stops the server (fast shutdown: sessions are terminated), waits, and starts it again.</summary>
     /// <returns>How long the server was unreachable, measured from the start of the stop.</returns>
     public static async Task<TimeSpan> RestartAsync(TimeSpan extraDowntime)

@@ -52,6 +52,8 @@ public static partial class ServerLog
         new(@"^FATAL:  terminating connection due to administrator command$"),
         new(@"^FATAL:  the database system is (shutting down|starting up|not yet accepting connections)$"),
         new(@"^FATAL:  the database system is not accepting connections$"),
+        // A connection attempt that the shutdown interrupted.
+        new(@"^FATAL:  canceling authentication due to timeout$"),
     ];
 
     public static long Mark() => File.Exists(ReliabilityCluster.ServerLogPath) ? new FileInfo(ReliabilityCluster.ServerLogPath).Length : 0;

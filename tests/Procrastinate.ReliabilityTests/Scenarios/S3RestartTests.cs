@@ -73,27 +73,35 @@ public sealed class S3RestartTests(ITestOutputHelper output)
     /// An outage longer than the stalled timeout: nobody can heartbeat while the server is down, so
     /// when it is back every running job looks stalled until its worker's next heartbeat. A live
     /// worker's jobs should not be run a second time: they were not running in a killed worker.
-    /// Worker A rescues every 200 ms, worker B heartbeats every 2 s (both valid settings), which
-    /// makes the order deterministic: A's rescue runs before B's first heartbeat after the outage.
+    /// Worker A rescues every 200 ms; worker B heartbeats every 2.8 s (both legal settings). The
+    /// server stops right after one of B's heartbeats and comes back just after B's second failed
+    /// attempt, so B's next heartbeat is about 2.5 s away when A's rescue runs: the order is fixed.
     /// </summary>
     [Fact]
     public async Task S3b_an_outage_longer_than_the_stalled_timeout_does_not_run_live_jobs_twice()
     {
         var rescuer = new WorkerSettings { Concurrency = 4, Prefetch = 0, StalledMs = 3000, HeartbeatMs = 500, RescueMs = 200 };
-        var slowBeat = rescuer with { HeartbeatMs = 2000, RescueMs = 60_000 };
-        var outage = TimeSpan.FromSeconds(5);
+        var slowBeat = rescuer with { HeartbeatMs = 2800, RescueMs = 60_000 };
         await using var db = await ScenarioDb.CreateAsync("s3b");
         await using var app = db.CreateApp();
         var ledger = app.Task<LedgerArgs>(Contract.Ledger, _ => { });
         await ledger.DeferManyAsync(Enumerable.Range(0, 8).Select(_ => new LedgerArgs(12_000, HonorCancel: false, LaterMs: 100)));
 
-        var a = await db.StartWorkerAsync(rescuer.ToArgs());
-        var b = await db.StartWorkerAsync(slowBeat.ToArgs());
+        var a = await db.StartWorkerAsync([.. rescuer.ToArgs(), "connect_timeout_s=2"]);
+        var b = await db.StartWorkerAsync([.. slowBeat.ToArgs(), "connect_timeout_s=2"]);
         await ScenarioDb.WaitUntilAsync(async () =>
                 await db.ScalarAsync<long>("SELECT count(*) FROM ledger WHERE pid = $1 AND ended_at IS NULL", a.Pid) == 4
                 && await db.ScalarAsync<long>("SELECT count(*) FROM ledger WHERE pid = $1 AND ended_at IS NULL", b.Pid) == 4,
             TimeSpan.FromSeconds(60), "four jobs running in each worker");
-        var down = await ReliabilityCluster.RestartAsync(outage);
+        const string beat = "SELECT w.last_heartbeat FROM procrastinate_workers AS w JOIN procrastinate_dotnet_workers AS d ON d.worker_id = w.id WHERE d.process_id = $1";
+        var last = await db.ScalarAsync<DateTime>(beat, b.Pid);
+        await ScenarioDb.WaitUntilAsync(async () => await db.ScalarAsync<DateTime>(beat, b.Pid) != last, TimeSpan.FromSeconds(10), "a heartbeat of B", pollMs: 20);
+        var beatSeen = System.Diagnostics.Stopwatch.StartNew();
+        await ReliabilityCluster.StopAsync();
+        // B tries again at about +2.8 s and +5.6 s (both fail); back at +5.9 s, B's next try is at +8.4 s.
+        await Task.Delay(TimeSpan.FromSeconds(5.9) - beatSeen.Elapsed);
+        await ReliabilityCluster.StartAgainAsync();
+        var outage = beatSeen.Elapsed;
         db.DataSource.Clear();
         await db.WaitAllFinalAsync(TimeSpan.FromSeconds(120));
         Assert.False(a.HasExited || b.HasExited, "a worker died");
@@ -104,12 +112,65 @@ public sealed class S3RestartTests(ITestOutputHelper output)
         var figures = verdict.Figures();
         figures["worker_a_settings"] = string.Join(' ', rescuer.ToArgs());
         figures["worker_b_settings"] = string.Join(' ', slowBeat.ToArgs());
-        figures["outage_s"] = Math.Round(down.TotalSeconds, 2);
+        figures["outage_s"] = Math.Round(outage.TotalSeconds, 2);
         figures["rescued_jobs"] = await db.ScalarAsync<long>("SELECT count(DISTINCT job_id) FROM procrastinate_events WHERE type = 'deferred_for_retry'");
         Figures.Record(output, "s3b-long-outage", figures);
         output.WriteLine(string.Join('\n', verdict.Violations()));
-        output.WriteLine(a.Tail(3000));
+        File.WriteAllText("/tmp/s3b-a.log", a.Output);
+        File.WriteAllText("/tmp/s3b-b.log", b.Output);
 
         verdict.AssertClean();
+    }
+
+    /// <summary>
+    /// After a restart, stalled jobs are still rescued: worker B is SIGKILLed once the server is
+    /// back, and worker A (the only one rescuing) must put B's jobs back within the stalled timeout
+    /// plus one rescue interval plus 5 s.
+    /// </summary>
+    [Fact]
+    public async Task S3c_after_a_restart_the_rescue_still_works()
+    {
+        var rescuer = new WorkerSettings { Concurrency = 4, Prefetch = 0, StalledMs = 3000, HeartbeatMs = 500, RescueMs = 200 };
+        var other = rescuer with { RescueMs = 60_000 };
+        await using var db = await ScenarioDb.CreateAsync("s3c");
+        await using var app = db.CreateApp();
+        var ledger = app.Task<LedgerArgs>(Contract.Ledger, _ => { });
+        await ledger.DeferManyAsync(Enumerable.Range(0, 8).Select(_ => new LedgerArgs(20_000, HonorCancel: false, LaterMs: 100)));
+        var a = await db.StartWorkerAsync(rescuer.ToArgs());
+        var b = await db.StartWorkerAsync(other.ToArgs());
+        await ScenarioDb.WaitUntilAsync(async () =>
+                await db.ScalarAsync<long>("SELECT count(*) FROM ledger WHERE pid = $1 AND ended_at IS NULL", a.Pid) == 4
+                && await db.ScalarAsync<long>("SELECT count(*) FROM ledger WHERE pid = $1 AND ended_at IS NULL", b.Pid) == 4,
+            TimeSpan.FromSeconds(60), "four jobs running in each worker");
+        var down = await ReliabilityCluster.RestartAsync(TimeSpan.FromSeconds(1));
+        db.DataSource.Clear();
+        // Both workers heartbeat again (so nothing is stalled yet), then B dies.
+        await ScenarioDb.WaitUntilAsync(async () => await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_workers WHERE last_heartbeat > now() - interval '1 second'") == 2,
+            TimeSpan.FromSeconds(30), "both workers heartbeating after the restart");
+        var held = (await db.RowsAsync("SELECT j.id FROM procrastinate_jobs j JOIN procrastinate_dotnet_workers d ON d.worker_id = j.worker_id WHERE d.process_id = $1 AND j.status = 'doing'", b.Pid))
+            .Select(r => (long)r[0]!).ToArray();
+        var killedAt = await db.ClockAsync();
+        await b.KillAsync();
+        var bound = rescuer.StalledTimeout + rescuer.RescueInterval + TimeSpan.FromSeconds(5);
+        TimeSpan? rescuedAfter = null;
+        try
+        {
+            rescuedAfter = await ScenarioDb.WaitUntilAsync(async () =>
+                    await db.ScalarAsync<long>("SELECT count(DISTINCT job_id) FROM procrastinate_events WHERE type = 'deferred_for_retry' AND job_id = ANY($1)", held) == held.Length,
+                bound + TimeSpan.FromSeconds(10), "B's jobs rescued by A");
+        }
+        catch (TimeoutException)
+        {
+        }
+        File.WriteAllText("/tmp/s3c-a.log", a.Output);
+        Figures.Record(output, "s3c-rescue-after-restart", new Dictionary<string, object?>
+        {
+            ["outage_s"] = Math.Round(down.TotalSeconds, 2),
+            ["jobs_held_by_killed_worker"] = held.Length,
+            ["rescued_after_s"] = rescuedAfter is { } t ? Math.Round(t.TotalSeconds, 2) : null,
+            ["bound_s"] = bound.TotalSeconds,
+        });
+        Assert.Equal(4, held.Length);
+        Assert.True(rescuedAfter is { } r && r <= bound, $"B's jobs were not rescued within {bound.TotalSeconds} s of the kill (rescued after: {rescuedAfter?.TotalSeconds.ToString() ?? "never"}); killed at {killedAt:HH:mm:ss.fff}");
     }
 }
