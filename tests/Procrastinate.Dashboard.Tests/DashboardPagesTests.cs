@@ -13,7 +13,7 @@ public sealed class DashboardPagesTests(BrowserFixture browser, DemoDashboardFix
         { "queues", "/queues", "Queues", ["emails", "images", "payments", "reports"] },
         { "tasks", "/tasks", "Tasks", ["images.resize", "Registered in this app", "maintenance.remove_expired_sessions"] },
         { "locks", "/locks", "Locks", ["reports", "order-4242"] },
-        { "periodic", "/periodic", "Periodic tasks", ["*/15 * * * *", "0 7 * * mon-fri", "Europe/Paris", "weekdays"] },
+        { "periodic", "/periodic", "Periodic tasks", ["*/5 * * * *", "0 7 * * mon-fri", "Europe/Paris", "weekdays"] },
         { "stalled", "/stalled", "Stalled jobs", ["4242", "Rescue stalled jobs"] },
         { "workers", "/workers", "Workers", ["notifications", "alive", "stale"] },
     };
