@@ -9,7 +9,7 @@ using Procrastinate.Reliability;
 // Usage: Procrastinate.ReliabilityWorker <connection string> [key=value ...]
 //   concurrency=N prefetch=N graceful_ms=N stalled_ms=N heartbeat_ms=N rescue_ms=N poll_ms=N abort_poll_ms=N
 //   stalled_policy=retry|retry_per_strategy|fail|ignore  listen=true|false  one_shot=true  log=warning
-//   queues_json=["a","b"]  name=...
+//   queues_json=["a","b"]  name=...  connect_timeout_s=N (Npgsql's Timeout)
 // Connections: the worker's own pool is named relw-<pid>, the ledger's relledger-<pid> (application_name),
 // so the suite can find and terminate them.
 var connectionString = args[0];
@@ -23,6 +23,8 @@ using var loggerFactory = LoggerFactory.Create(b => b
     .AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; })
     .SetMinimumLevel(level));
 
+if (settings.TryGetValue("connect_timeout_s", out var connectTimeout))
+    connectionString = new NpgsqlConnectionStringBuilder(connectionString) { Timeout = int.Parse(connectTimeout, CultureInfo.InvariantCulture) }.ConnectionString;
 var workerCs = new NpgsqlConnectionStringBuilder(connectionString) { ApplicationName = $"relw-{pid}" }.ConnectionString;
 // The ledger is the suite's instrument, not the system under test: asynchronous commit keeps it
 // cheap (a clean shutdown, as in the restart scenario, still flushes it).

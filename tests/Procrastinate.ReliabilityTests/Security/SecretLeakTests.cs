@@ -99,9 +99,10 @@ public sealed class SecretLeakTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// Periodic arguments are not validated at registration (see the bad-input table): a NUL reaches
-    /// PostgreSQL, whose error context quotes the JSON, and the periodic deferrer logs the whole
-    /// exception (Npgsql redacts Detail, not Where).
+    /// Periodic arguments PostgreSQL cannot store are refused at registration. Before that check, a
+    /// NUL reached PostgreSQL on every tick, whose error context (<c>Where</c>, which Npgsql does not
+    /// redact) quotes the JSON, and the periodic deferrer logged the whole exception: the arguments
+    /// ended up in the logs.
     /// </summary>
     [Fact]
     public async Task Arguments_of_a_periodic_schedule_that_cannot_be_stored_are_refused_at_registration()
