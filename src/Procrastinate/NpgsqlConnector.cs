@@ -18,6 +18,7 @@ namespace Procrastinate;
 public sealed class NpgsqlConnector : Connector
 {
     private const string QueueingLockIndex = "procrastinate_jobs_queueing_lock_idx_v1";
+    private const string LeanQueueingLockIndex = "procrastinate_jobs_queueing_lock_idx_lean";
     private static readonly TimeSpan ListenKeepAlive = TimeSpan.FromSeconds(30);
 
     private readonly Func<string>? _connectionStringFactory;
@@ -808,7 +809,7 @@ public sealed class NpgsqlConnector : Connector
     }
 
     internal static bool IsQueueingLockConflict(PostgresException e) =>
-        e.SqlState == PostgresErrorCodes.UniqueViolation && e.ConstraintName == QueueingLockIndex;
+        e.SqlState == PostgresErrorCodes.UniqueViolation && e.ConstraintName is QueueingLockIndex or LeanQueueingLockIndex;
 
     private async ValueTask<Exception> TranslateConflict(PostgresException e, IReadOnlyList<JobToDefer> jobs, DbTarget target, bool async, CancellationToken cancellationToken)
     {

@@ -4,20 +4,30 @@ using Procrastinate.Internal.Sql;
 
 namespace Procrastinate;
 
-/// <summary>The outcome of <see cref="SchemaManager.Apply"/>.</summary>
+/// <summary>The outcome of <see cref="SchemaManager.Apply()"/>.</summary>
 /// <param name="InstalledBase">True when the Procrastinate schema was created now; false when it was already there.</param>
 /// <param name="AppliedMigrations">The .NET migrations applied now (in order).</param>
 /// <param name="RecordedExisting">True when an existing schema (installed by Python, say) was recorded in the ledger now.</param>
 public sealed record SchemaApplyResult(bool InstalledBase, IReadOnlyList<string> AppliedMigrations, bool RecordedExisting)
 {
+    /// <summary>The table layout the database has after the call.</summary>
+    public SchemaLayout Layout { get; init; }
+
+    /// <summary>True when the layout was converted by this call (see <see cref="SchemaLayout"/>).</summary>
+    public bool LayoutChanged { get; init; }
+
     /// <summary>True when anything was created.</summary>
-    public bool Changed => InstalledBase || AppliedMigrations.Count > 0 || RecordedExisting;
+    public bool Changed => InstalledBase || AppliedMigrations.Count > 0 || RecordedExisting || LayoutChanged;
 
     /// <summary>A one-line summary for people.</summary>
-    public override string ToString() => (InstalledBase, AppliedMigrations.Count, RecordedExisting) switch
+    public override string ToString() => Summary() + (LayoutChanged ? $" Converted to the {LayoutName(Layout)} layout." : "");
+
+    internal static string LayoutName(SchemaLayout layout) => layout == SchemaLayout.Lean ? "lean" : "Procrastinate-compatible";
+
+    private string Summary() => (InstalledBase, AppliedMigrations.Count, RecordedExisting) switch
     {
         (true, _, _) => $"Schema installed ({SchemaManager.BaseVersion}), with {AppliedMigrations.Count} .NET migration(s).",
-        (false, 0, false) => "Schema already installed and up to date; nothing changed.",
+        (false, 0, false) => LayoutChanged ? "Schema already installed and up to date." : "Schema already installed and up to date; nothing changed.",
         (false, 0, true) => "Schema already installed (Procrastinate 3.4 level or later); recorded it in the .NET ledger; no Procrastinate object changed.",
         _ => $"Schema already installed; applied .NET migration(s): {string.Join(", ", AppliedMigrations)}.",
     };
@@ -32,6 +42,32 @@ public sealed record SchemaStatus(bool Installed, bool AtSupportedLevel, IReadOn
 {
     /// <summary>True when this version can use the database as it is.</summary>
     public bool IsUsable => Installed && AtSupportedLevel && PendingMigrations.Count == 0 && UnknownMigrations.Count == 0;
+
+    /// <summary>The table layout installed (see <see cref="SchemaLayout"/>).</summary>
+    public SchemaLayout Layout { get; init; }
+}
+
+/// <summary>
+/// How the Procrastinate tables are kept. Both layouts have the same tables, columns, functions
+/// and event rows, and the library behaves the same on both; they differ in triggers, foreign
+/// keys and indexes. Choose with <see cref="SchemaManager.ApplyAsync(SchemaLayout?, CancellationToken)"/>
+/// or <c>procrastinate schema --apply --layout lean</c>; either can be converted into the other.
+/// </summary>
+public enum SchemaLayout
+{
+    /// <summary>
+    /// Procrastinate 3.x's own schema (COMPAT.md section 2): Python and .NET processes can share
+    /// the database. Per-row triggers write the events and the notifications.
+    /// </summary>
+    Compatible,
+
+    /// <summary>
+    /// For databases only .NET processes use: statement-level triggers (one event INSERT and one
+    /// notification per queue per statement instead of several trigger calls per job), no
+    /// foreign keys checked row by row, and partial indexes. About twice the throughput on
+    /// batched work. Python Procrastinate cannot share such a database.
+    /// </summary>
+    Lean,
 }
 
 /// <summary>
@@ -55,9 +91,16 @@ public sealed class SchemaManager
         ("0003_dotnet_job_trace", "Procrastinate.Schema/Migrations/0003_dotnet_job_trace.sql"),
     ];
 
+    /// <summary>The ledger row that marks a database converted to <see cref="SchemaLayout.Lean"/>.</summary>
+    public const string LeanLayoutMarker = "dotnet_layout_lean";
+
     private readonly App _app;
 
     internal SchemaManager(App app) => _app = app;
+
+    /// <summary>The SQL that converts an installed schema to <paramref name="layout"/> (from the other layout).</summary>
+    public static string ReadLayoutSql(SchemaLayout layout) => SqlQueries.ReadResource(
+        layout == SchemaLayout.Lean ? "Procrastinate.Schema/Layouts/lean.sql" : "Procrastinate.Schema/Layouts/compatible.sql");
 
     /// <summary>The names of the .NET migrations this version knows, in order.</summary>
     public static IReadOnlyList<string> KnownMigrations { get; } = [.. Migrations.Select(m => m.Name)];
@@ -78,14 +121,28 @@ public sealed class SchemaManager
     /// <summary>
     /// Creates the schema when it is missing, then applies the .NET migrations not yet applied.
     /// On a database that already has everything, changes nothing. Runs in one transaction,
-    /// serialized against concurrent calls by an advisory lock.
+    /// serialized against concurrent calls by an advisory lock. Keeps the installed
+    /// <see cref="SchemaLayout"/>; a new schema gets the compatible one.
     /// </summary>
     /// <exception cref="SchemaException">The existing schema is older than Procrastinate 3.4, or newer than this version.</exception>
-    public SchemaApplyResult Apply() => SyncRunner.Run(ApplyAsync(async: false, CancellationToken.None));
+    public SchemaApplyResult Apply() => SyncRunner.Run(ApplyAsync(null, async: false, CancellationToken.None));
 
-    /// <inheritdoc cref="Apply"/>
+    /// <summary>
+    /// As <see cref="Apply()"/>, and then makes the table layout <paramref name="layout"/>, converting
+    /// an installed schema of the other layout (null: keep the installed one). Converting takes
+    /// an exclusive lock on the job table for the time it runs (index builds included): do it
+    /// while few jobs are stored, or at a quiet time. Converting to <see cref="SchemaLayout.Lean"/>
+    /// shuts Python Procrastinate processes out of the database.
+    /// </summary>
+    public SchemaApplyResult Apply(SchemaLayout? layout) => SyncRunner.Run(ApplyAsync(layout, async: false, CancellationToken.None));
+
+    /// <inheritdoc cref="Apply()"/>
     public Task<SchemaApplyResult> ApplyAsync(CancellationToken cancellationToken = default) =>
-        ApplyAsync(async: true, cancellationToken).AsTask();
+        ApplyAsync(null, async: true, cancellationToken).AsTask();
+
+    /// <inheritdoc cref="Apply(SchemaLayout?)"/>
+    public Task<SchemaApplyResult> ApplyAsync(SchemaLayout? layout, CancellationToken cancellationToken = default) =>
+        ApplyAsync(layout, async: true, cancellationToken).AsTask();
 
     /// <summary>Reads what the database holds, without changing anything.</summary>
     public SchemaStatus Check() => SyncRunner.Run(CheckAsync(async: false, CancellationToken.None));
@@ -97,7 +154,7 @@ public sealed class SchemaManager
     private NpgsqlDataSource DataSource => (_app.Connector as NpgsqlConnector)?.DataSource
         ?? throw new NotSupportedException($"{_app.Connector.GetType().Name} has no database schema to manage.");
 
-    private async ValueTask<SchemaApplyResult> ApplyAsync(bool async, CancellationToken ct)
+    private async ValueTask<SchemaApplyResult> ApplyAsync(SchemaLayout? layout, bool async, CancellationToken ct)
     {
         await using var connection = async ? await DataSource.OpenConnectionAsync(ct).ConfigureAwait(false) : DataSource.OpenConnection();
         await using var tx = async ? await connection.BeginTransactionAsync(ct).ConfigureAwait(false) : connection.BeginTransaction();
@@ -121,7 +178,7 @@ public sealed class SchemaManager
             )
             """, async, ct).ConfigureAwait(false);
         var applied = await AppliedNames(connection, tx, async, ct).ConfigureAwait(false);
-        var unknown = applied.Where(n => n != BaseVersion && !KnownMigrations.Contains(n)).ToList();
+        var unknown = applied.Where(n => !IsKnownLedgerName(n)).ToList();
         if (unknown.Count > 0)
             throw new SchemaException(
                 $"The database's schema is newer than this version of Procrastinate for .NET (unknown migrations: {string.Join(", ", unknown)}). Upgrade the library.");
@@ -142,10 +199,22 @@ public sealed class SchemaManager
             appliedNow.Add(name);
         }
 
+        // The layout conversion comes last: it works on the objects the migrations created.
+        var current = applied.Contains(LeanLayoutMarker) ? SchemaLayout.Lean : SchemaLayout.Compatible;
+        var target = layout ?? current;
+        if (target != current)
+        {
+            await Exec(connection, tx, ReadLayoutSql(target), async, ct).ConfigureAwait(false);
+            if (target == SchemaLayout.Lean)
+                await Record(connection, tx, LeanLayoutMarker, "converted to the lean layout", async, ct).ConfigureAwait(false);
+            else
+                await Exec(connection, tx, $"DELETE FROM {LedgerTable} WHERE name = '{LeanLayoutMarker}'", async, ct).ConfigureAwait(false);
+        }
+
         if (async) await tx.CommitAsync(ct).ConfigureAwait(false);
         else tx.Commit();
 
-        var result = new SchemaApplyResult(!existing, appliedNow, recordedExisting);
+        var result = new SchemaApplyResult(!existing, appliedNow, recordedExisting) { Layout = target, LayoutChanged = target != current };
         Log.Schema(_app.Logger, "apply_schema", result.ToString());
         return result;
     }
@@ -161,8 +230,13 @@ public sealed class SchemaManager
         var applied = hasLedger ? await AppliedNames(connection, null, async, ct).ConfigureAwait(false) : [];
         return new SchemaStatus(true, level,
             [.. KnownMigrations.Where(m => !applied.Contains(m))],
-            [.. applied.Where(n => n != BaseVersion && !KnownMigrations.Contains(n))]);
+            [.. applied.Where(n => !IsKnownLedgerName(n))])
+        {
+            Layout = applied.Contains(LeanLayoutMarker) ? SchemaLayout.Lean : SchemaLayout.Compatible,
+        };
     }
+
+    private static bool IsKnownLedgerName(string name) => name == BaseVersion || name == LeanLayoutMarker || KnownMigrations.Contains(name);
 
     private static async ValueTask<bool> IsSupportedLevel(NpgsqlConnection c, NpgsqlTransaction? tx, bool async, CancellationToken ct) =>
         await Scalar<bool>(c, tx, """

@@ -316,6 +316,18 @@ public sealed class PostgresBehaviourTests(DatabaseFixture db) : BehaviourSuite,
     public override Task InitializeAsync() => db.ResetAsync();
 }
 
+/// <summary>The same suite on the lean table layout (<see cref="SchemaLayout.Lean"/>).</summary>
+public sealed class PostgresLeanBehaviourTests(LeanDatabaseFixture db) : BehaviourSuite, IClassFixture<LeanDatabaseFixture>
+{
+    protected override App CreateApp() => db.CreateApp();
+
+    protected override Task PassAsync(TimeSpan time) => Task.Delay(time);
+
+    protected override TimeProvider Clock => TimeProvider.System;
+
+    public override Task InitializeAsync() => db.ResetAsync();
+}
+
 public sealed class InMemoryBehaviourTests : BehaviourSuite
 {
     private readonly ManualTimeProvider _clock = new();

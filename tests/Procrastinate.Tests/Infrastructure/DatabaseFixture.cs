@@ -11,10 +11,18 @@ public class DatabaseFixture : IAsyncLifetime
 
     public NpgsqlDataSource DataSource { get; private set; } = null!;
 
+    /// <summary>The table layout the database is converted to after creation (compatible: none).</summary>
+    protected virtual SchemaLayout Layout => SchemaLayout.Compatible;
+
     public async Task InitializeAsync()
     {
         ConnectionString = await TestCluster.CreateDatabaseAsync(GetType().Name, WithSchema);
         DataSource = NpgsqlDataSource.Create(ConnectionString);
+        if (WithSchema && Layout != SchemaLayout.Compatible)
+        {
+            await using var app = CreateApp();
+            await app.Schema.ApplyAsync(Layout);
+        }
     }
 
     public async Task DisposeAsync()
@@ -62,7 +70,13 @@ public class DatabaseFixture : IAsyncLifetime
 
     /// <summary>Removes every job, event, worker and periodic defer, so a test starts clean.</summary>
     public Task ResetAsync() => ExecAsync(
-        "TRUNCATE procrastinate_events, procrastinate_periodic_defers, procrastinate_jobs, procrastinate_workers RESTART IDENTITY CASCADE");
+        "TRUNCATE procrastinate_events, procrastinate_periodic_defers, procrastinate_dotnet_job_trace, procrastinate_jobs, procrastinate_workers RESTART IDENTITY CASCADE");
+}
+
+/// <summary>A database of its own with the schema in the lean layout (<see cref="SchemaLayout.Lean"/>).</summary>
+public class LeanDatabaseFixture : DatabaseFixture
+{
+    protected override SchemaLayout Layout => SchemaLayout.Lean;
 }
 
 /// <summary>A database without any schema, for installer tests.</summary>

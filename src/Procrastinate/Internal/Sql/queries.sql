@@ -44,7 +44,7 @@ SELECT id FROM inserted;
 WITH inserted AS (
     INSERT INTO procrastinate_jobs (queue_name, task_name, priority, lock, queueing_lock, args, scheduled_at)
     VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)
-    ON CONFLICT (queueing_lock) WHERE status = 'todo'::procrastinate_job_status DO NOTHING
+    ON CONFLICT (queueing_lock) WHERE status = 'todo'::procrastinate_job_status AND queueing_lock IS NOT NULL DO NOTHING
     RETURNING id
 ),
 traced AS (

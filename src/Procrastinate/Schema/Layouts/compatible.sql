@@ -1,0 +1,79 @@
+-- Procrastinate for .NET: back from the lean layout (lean.sql) to the Procrastinate-compatible
+-- one: the per-row triggers, foreign keys and indexes of the 3.x schema, as schema.sql and the
+-- .NET migrations create them. Applied by SchemaManager in one transaction.
+
+DROP TRIGGER IF EXISTS procrastinate_lean_jobs_inserted ON procrastinate_jobs;
+DROP TRIGGER IF EXISTS procrastinate_lean_jobs_updated ON procrastinate_jobs;
+DROP TRIGGER IF EXISTS procrastinate_lean_jobs_deleted ON procrastinate_jobs;
+DROP TRIGGER IF EXISTS procrastinate_lean_workers_deleted ON procrastinate_workers;
+DROP FUNCTION IF EXISTS procrastinate_lean_jobs_inserted();
+DROP FUNCTION IF EXISTS procrastinate_lean_jobs_updated();
+DROP FUNCTION IF EXISTS procrastinate_lean_jobs_deleted();
+DROP FUNCTION IF EXISTS procrastinate_lean_workers_deleted();
+
+DROP INDEX IF EXISTS procrastinate_jobs_queueing_lock_idx_lean;
+DROP INDEX IF EXISTS procrastinate_jobs_lock_idx_lean;
+DROP INDEX IF EXISTS procrastinate_jobs_queue_idx_lean;
+DROP INDEX IF EXISTS procrastinate_jobs_lock_rule_idx_lean;
+
+CREATE UNIQUE INDEX procrastinate_jobs_queueing_lock_idx_v1
+    ON procrastinate_jobs (queueing_lock) WHERE status = 'todo';
+CREATE UNIQUE INDEX procrastinate_jobs_lock_idx_v1
+    ON procrastinate_jobs (lock) WHERE status = 'doing';
+CREATE INDEX procrastinate_jobs_queue_name_idx_v1 ON procrastinate_jobs (queue_name);
+CREATE INDEX procrastinate_jobs_id_lock_idx_v1
+    ON procrastinate_jobs (id, lock) WHERE status = ANY (ARRAY['todo'::procrastinate_job_status, 'doing'::procrastinate_job_status]);
+
+-- The lean layout lets ended jobs keep the id of a worker that is gone, and cascades by
+-- triggers: make the rows satisfy the foreign keys again before adding them.
+UPDATE procrastinate_jobs AS j SET worker_id = NULL
+WHERE j.worker_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM procrastinate_workers AS w WHERE w.id = j.worker_id);
+DELETE FROM procrastinate_events AS e WHERE NOT EXISTS (SELECT 1 FROM procrastinate_jobs AS j WHERE j.id = e.job_id);
+UPDATE procrastinate_periodic_defers AS p SET job_id = NULL
+WHERE p.job_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs AS j WHERE j.id = p.job_id);
+DELETE FROM procrastinate_dotnet_job_trace AS t WHERE NOT EXISTS (SELECT 1 FROM procrastinate_jobs AS j WHERE j.id = t.job_id);
+
+ALTER TABLE procrastinate_events ADD PRIMARY KEY (id);
+ALTER TABLE procrastinate_jobs
+    ADD FOREIGN KEY (worker_id) REFERENCES procrastinate_workers(id) ON DELETE SET NULL;
+ALTER TABLE procrastinate_events
+    ADD FOREIGN KEY (job_id) REFERENCES procrastinate_jobs ON DELETE CASCADE;
+ALTER TABLE procrastinate_periodic_defers
+    ADD FOREIGN KEY (job_id) REFERENCES procrastinate_jobs(id);
+ALTER TABLE procrastinate_dotnet_job_trace
+    ADD FOREIGN KEY (job_id) REFERENCES procrastinate_jobs(id) ON DELETE CASCADE;
+
+CREATE TRIGGER procrastinate_jobs_notify_queue_job_inserted_v1
+    AFTER INSERT ON procrastinate_jobs
+    FOR EACH ROW WHEN ((new.status = 'todo'::procrastinate_job_status))
+    EXECUTE PROCEDURE procrastinate_notify_queue_job_inserted_v1();
+
+CREATE TRIGGER procrastinate_jobs_notify_queue_job_aborted_v1
+    AFTER UPDATE OF abort_requested ON procrastinate_jobs
+    FOR EACH ROW WHEN (((old.abort_requested = false) AND (new.abort_requested = true) AND (new.status = 'doing'::procrastinate_job_status)))
+    EXECUTE PROCEDURE procrastinate_notify_queue_abort_job_v1();
+
+CREATE TRIGGER procrastinate_trigger_status_events_update_v1
+    AFTER UPDATE OF status ON procrastinate_jobs
+    FOR EACH ROW
+    EXECUTE PROCEDURE procrastinate_trigger_function_status_events_update_v1();
+
+CREATE TRIGGER procrastinate_trigger_status_events_insert_v1
+    AFTER INSERT ON procrastinate_jobs
+    FOR EACH ROW WHEN ((new.status = 'todo'::procrastinate_job_status))
+    EXECUTE PROCEDURE procrastinate_trigger_function_status_events_insert_v1();
+
+CREATE TRIGGER procrastinate_trigger_scheduled_events_v1
+    AFTER INSERT OR UPDATE ON procrastinate_jobs
+    FOR EACH ROW WHEN (((new.scheduled_at IS NOT NULL) AND (new.status = 'todo'::procrastinate_job_status)))
+    EXECUTE PROCEDURE procrastinate_trigger_function_scheduled_events_v1();
+
+CREATE TRIGGER procrastinate_trigger_abort_requested_events_v1
+    AFTER UPDATE OF abort_requested ON procrastinate_jobs
+    FOR EACH ROW WHEN ((new.abort_requested = true))
+    EXECUTE PROCEDURE procrastinate_trigger_abort_requested_events_procedure_v1();
+
+CREATE TRIGGER procrastinate_trigger_delete_jobs_v1
+    BEFORE DELETE ON procrastinate_jobs
+    FOR EACH ROW
+    EXECUTE PROCEDURE procrastinate_unlink_periodic_defers_v1();

@@ -1,0 +1,175 @@
+-- Procrastinate for .NET: the lean layout (a .NET-only variant of the Procrastinate 3.x schema).
+--
+-- Same tables, columns, functions and event rows as the compatible layout, so every statement
+-- the library sends works unchanged; what changes is how the rows are kept:
+--   * the per-row plpgsql triggers become statement-level triggers over transition tables:
+--     the event rows of a whole statement are written by one INSERT ... SELECT, and a defer
+--     statement sends one notification per queue instead of two per job;
+--   * foreign keys that PostgreSQL checks row by row are dropped: jobs -> workers (each claim
+--     took a FOR KEY SHARE lock on the worker row), events -> jobs, periodic defers -> jobs,
+--     trace -> jobs; the statement triggers do their cascades;
+--   * the job indexes hold only the rows they are for (partial on the statuses and on
+--     non-null keys), and the events table has no primary-key index.
+-- Differences a user can see: a Python Procrastinate process cannot share this database
+-- (it expects the per-job notifications and constraints); a job that ended keeps the id of the
+-- worker that ran it after that worker is gone (the compatible layout sets it to NULL).
+-- Applied by SchemaManager in one transaction; undone by compatible.sql.
+
+-- Triggers and foreign keys of the compatible layout --------------------------------------
+
+DROP TRIGGER IF EXISTS procrastinate_jobs_notify_queue_job_inserted_v1 ON procrastinate_jobs;
+DROP TRIGGER IF EXISTS procrastinate_jobs_notify_queue_job_aborted_v1 ON procrastinate_jobs;
+DROP TRIGGER IF EXISTS procrastinate_trigger_status_events_update_v1 ON procrastinate_jobs;
+DROP TRIGGER IF EXISTS procrastinate_trigger_status_events_insert_v1 ON procrastinate_jobs;
+DROP TRIGGER IF EXISTS procrastinate_trigger_scheduled_events_v1 ON procrastinate_jobs;
+DROP TRIGGER IF EXISTS procrastinate_trigger_abort_requested_events_v1 ON procrastinate_jobs;
+DROP TRIGGER IF EXISTS procrastinate_trigger_delete_jobs_v1 ON procrastinate_jobs;
+
+-- Whatever their names (Python's migrations and this installer may name them differently).
+DO $$
+DECLARE
+    fk record;
+BEGIN
+    FOR fk IN
+        SELECT c.conname, c.conrelid::regclass AS tbl
+        FROM pg_constraint AS c
+        WHERE c.contype = 'f'
+          AND ((c.conrelid = 'procrastinate_jobs'::regclass AND c.confrelid = 'procrastinate_workers'::regclass)
+            OR (c.conrelid IN ('procrastinate_events'::regclass, 'procrastinate_periodic_defers'::regclass,
+                               'procrastinate_dotnet_job_trace'::regclass)
+                AND c.confrelid = 'procrastinate_jobs'::regclass))
+    LOOP
+        EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', fk.tbl, fk.conname);
+    END LOOP;
+END;
+$$;
+
+-- Indexes ----------------------------------------------------------------------------------
+
+DROP INDEX IF EXISTS procrastinate_jobs_queue_name_idx_v1;
+DROP INDEX IF EXISTS procrastinate_jobs_id_lock_idx_v1;
+DROP INDEX IF EXISTS procrastinate_jobs_queueing_lock_idx_v1;
+DROP INDEX IF EXISTS procrastinate_jobs_lock_idx_v1;
+
+-- The same uniqueness rules, without an entry per job that has no lock.
+CREATE UNIQUE INDEX procrastinate_jobs_queueing_lock_idx_lean
+    ON procrastinate_jobs (queueing_lock) WHERE status = 'todo' AND queueing_lock IS NOT NULL;
+CREATE UNIQUE INDEX procrastinate_jobs_lock_idx_lean
+    ON procrastinate_jobs (lock) WHERE status = 'doing' AND lock IS NOT NULL;
+-- Claims restricted to queues, and the lock-head rule of the claim.
+CREATE INDEX procrastinate_jobs_queue_idx_lean
+    ON procrastinate_jobs (queue_name, priority DESC, id) WHERE status = 'todo';
+CREATE INDEX procrastinate_jobs_lock_rule_idx_lean
+    ON procrastinate_jobs (lock, priority DESC, id)
+    WHERE lock IS NOT NULL AND status IN ('todo', 'doing');
+
+-- An append-only log read by job id: no primary-key index to maintain per event.
+ALTER TABLE procrastinate_events DROP CONSTRAINT IF EXISTS procrastinate_events_pkey;
+
+-- Statement-level triggers --------------------------------------------------------------------
+
+CREATE FUNCTION procrastinate_lean_jobs_inserted()
+    RETURNS trigger
+    LANGUAGE plpgsql
+AS $$
+BEGIN
+    -- Per job, as the compatible triggers write them: 'scheduled' (when scheduled), then 'deferred'.
+    INSERT INTO procrastinate_events (job_id, type, at)
+    SELECT n.id, e.type, e.at
+    FROM new_rows AS n
+    CROSS JOIN LATERAL (VALUES
+        (1, CASE WHEN n.scheduled_at IS NOT NULL THEN 'scheduled'::procrastinate_job_event_type END, n.scheduled_at),
+        (2, 'deferred'::procrastinate_job_event_type, now())
+    ) AS e(ord, type, at)
+    WHERE n.status = 'todo' AND e.type IS NOT NULL
+    ORDER BY n.id, e.ord;
+
+    -- One wake-up per queue and statement (the payload names the queue's first new job).
+    PERFORM pg_notify(c.channel, json_build_object('type', 'job_inserted', 'job_id', q.id)::text)
+    FROM (SELECT queue_name, min(id) AS id FROM new_rows WHERE status = 'todo' GROUP BY queue_name) AS q
+    CROSS JOIN LATERAL (VALUES ('procrastinate_queue_v1#' || q.queue_name), ('procrastinate_any_queue_v1')) AS c(channel);
+    RETURN NULL;
+END;
+$$;
+
+CREATE FUNCTION procrastinate_lean_jobs_updated()
+    RETURNS trigger
+    LANGUAGE plpgsql
+AS $$
+BEGIN
+    -- The compatible triggers' events, in their order: abort requested, scheduled, status change.
+    INSERT INTO procrastinate_events (job_id, type, at)
+    SELECT n.id, e.type, e.at
+    FROM old_rows AS o
+    JOIN new_rows AS n ON n.id = o.id
+    CROSS JOIN LATERAL (VALUES
+        (1, CASE WHEN n.abort_requested AND NOT o.abort_requested THEN 'abort_requested'::procrastinate_job_event_type END, now()),
+        (2, CASE WHEN n.scheduled_at IS NOT NULL AND n.status = 'todo' THEN 'scheduled'::procrastinate_job_event_type END, n.scheduled_at),
+        (3, CASE
+                WHEN o.status = 'todo' AND n.status = 'doing' THEN 'started'
+                WHEN o.status = 'doing' AND n.status = 'todo' THEN 'deferred_for_retry'
+                WHEN o.status = 'doing' AND n.status = 'failed' THEN 'failed'
+                WHEN o.status = 'doing' AND n.status = 'succeeded' THEN 'succeeded'
+                WHEN o.status = 'todo' AND n.status IN ('cancelled', 'failed', 'succeeded') THEN 'cancelled'
+                WHEN o.status = 'doing' AND n.status = 'aborted' THEN 'aborted'
+                WHEN o.status = 'failed' AND n.status = 'todo' THEN 'retried'
+            END::procrastinate_job_event_type, now())
+    ) AS e(ord, type, at)
+    WHERE e.type IS NOT NULL
+    ORDER BY n.id, e.ord;
+
+    PERFORM pg_notify(c.channel, json_build_object('type', 'abort_job_requested', 'job_id', n.id)::text)
+    FROM old_rows AS o
+    JOIN new_rows AS n ON n.id = o.id
+    CROSS JOIN LATERAL (VALUES ('procrastinate_queue_v1#' || n.queue_name), ('procrastinate_any_queue_v1')) AS c(channel)
+    WHERE NOT o.abort_requested AND n.abort_requested AND n.status = 'doing';
+    RETURN NULL;
+END;
+$$;
+
+CREATE FUNCTION procrastinate_lean_jobs_deleted()
+    RETURNS trigger
+    LANGUAGE plpgsql
+AS $$
+BEGIN
+    -- The cascades of the compatible layout's foreign keys and delete trigger.
+    DELETE FROM procrastinate_events AS e USING old_rows AS o WHERE e.job_id = o.id;
+    UPDATE procrastinate_periodic_defers AS p SET job_id = NULL FROM old_rows AS o WHERE p.job_id = o.id;
+    DELETE FROM procrastinate_dotnet_job_trace AS t USING old_rows AS o WHERE t.job_id = o.id;
+    RETURN NULL;
+END;
+$$;
+
+CREATE FUNCTION procrastinate_lean_workers_deleted()
+    RETURNS trigger
+    LANGUAGE plpgsql
+AS $$
+BEGIN
+    -- The compatible layout's ON DELETE SET NULL, for the jobs that are running (the ones
+    -- stalled-job rescue and re-registration look at); ended jobs keep the id.
+    UPDATE procrastinate_jobs AS j SET worker_id = NULL
+    FROM old_rows AS o
+    WHERE j.worker_id = o.id AND j.status = 'doing';
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER procrastinate_lean_jobs_inserted
+    AFTER INSERT ON procrastinate_jobs
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION procrastinate_lean_jobs_inserted();
+
+CREATE TRIGGER procrastinate_lean_jobs_updated
+    AFTER UPDATE ON procrastinate_jobs
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION procrastinate_lean_jobs_updated();
+
+CREATE TRIGGER procrastinate_lean_jobs_deleted
+    AFTER DELETE ON procrastinate_jobs
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION procrastinate_lean_jobs_deleted();
+
+CREATE TRIGGER procrastinate_lean_workers_deleted
+    AFTER DELETE ON procrastinate_workers
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION procrastinate_lean_workers_deleted();
