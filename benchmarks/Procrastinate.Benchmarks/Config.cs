@@ -24,6 +24,7 @@ internal sealed class Config
           --runs N                runs of each workload; the table shows the median (default 3)
           --quick                 small sizes (smoke test): W1 2k, W2 10k, W3 10k, W4 200, W5 10 s
           --json PATH             results file (default benchmarks/results/latest.json; a .md is written beside it)
+          --layout L              table layout of every workload's database: compatible (default) or lean
           --worker-option N=V     a WorkerOptions property for every worker run (repeatable)
           --default-option N=V    ... for the W3 default run only
           --best-option N=V       ... for the "best options" profile (W3 best, W4, W5)
@@ -49,6 +50,9 @@ internal sealed class Config
     public int Runs { get; private set; } = 3;
 
     public bool Quick { get; private set; }
+
+    /// <summary>The table layout each workload's fresh database gets.</summary>
+    public SchemaLayout Layout { get; private set; } = SchemaLayout.Compatible;
 
     public string JsonPath { get; private set; } = "benchmarks/results/latest.json";
 
@@ -118,6 +122,14 @@ internal sealed class Config
                 case "--workloads": c.Workloads = ParseWorkloads(Next()); break;
                 case "--runs": c.Runs = NextInt(); break;
                 case "--quick": c.Quick = true; break;
+                case "--layout":
+                    c.Layout = Next() switch
+                    {
+                        "compatible" => SchemaLayout.Compatible,
+                        "lean" => SchemaLayout.Lean,
+                        var other => throw new ArgumentException($"--layout: '{other}' is not a layout (compatible or lean)."),
+                    };
+                    break;
                 case "--json": c.JsonPath = Next(); break;
                 case "--worker-option": all.Add(Next()); break;
                 case "--default-option": onlyDefault.Add(Next()); break;

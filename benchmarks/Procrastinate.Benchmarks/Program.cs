@@ -57,6 +57,7 @@ internal static class Orchestrator
                 StartedUtc = DateTime.UtcNow.ToString("u", CultureInfo.InvariantCulture),
                 Command = config.Command,
                 Quick = config.Quick,
+                Layout = config.Layout == Procrastinate.SchemaLayout.Lean ? "lean" : "compatible",
                 Runs = config.Runs,
                 Machine = MachineInfo(),
                 Profiles = new(StringComparer.Ordinal) { ["default"] = config.DefaultOptions, ["best"] = config.BestOptions },
@@ -75,6 +76,7 @@ internal static class Orchestrator
                 Log("WARNING: synchronous_commit is not on; the figures are not comparable with the targets.");
             if (!info.PgStatStatements)
                 Log("WARNING: pg_stat_statements is not in shared_preload_libraries; statements per job will be missing.");
+            Log($"table layout: {report.Layout}");
             Log($"profiles: default [{string.Join(", ", config.DefaultOptions)}], best [{string.Join(", ", config.BestOptions)}]");
 
             var workloads = new Workloads(server, config, ct);

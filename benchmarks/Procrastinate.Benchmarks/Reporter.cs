@@ -142,6 +142,7 @@ internal static class Reporter
     {
         var sb = new StringBuilder();
         var runs = report.Runs;
+        sb.AppendLine(Inv, $"Table layout: {report.Layout}.");
         sb.AppendLine(Inv, $"Median of {runs} run(s){(report.Quick ? " — QUICK sizes (smoke test): the targets are not meaningful here" : "")}; ranges are min–max over the runs.");
         sb.AppendLine();
         sb.AppendLine("| Workload | Result | Target | Met? | Commits/job | Statements/job | Worker peak RSS MB | Worker CPU s |");

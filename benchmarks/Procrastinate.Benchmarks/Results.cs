@@ -153,6 +153,8 @@ public sealed class Report
 
     public bool Quick { get; set; }
 
+    public string Layout { get; set; } = "compatible";
+
     public int Runs { get; set; }
 
     public SortedDictionary<string, string> Machine { get; set; } = new(StringComparer.Ordinal);

@@ -91,7 +91,7 @@ internal sealed class Workloads(Server server, Config config, CancellationToken 
             await using (var setup = NpgsqlDataSource.Create(setupBuilder))
             await using (var setupApp = NewApp(new NpgsqlConnector(setup)))
             {
-                await setupApp.Schema.ApplyAsync(cancellationToken);
+                await setupApp.Schema.ApplyAsync(config.Layout, cancellationToken);
                 if (server.HasPgStatStatements)
                     await ExecuteAsync(setup, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
                 ctx.Setup = setup;
@@ -543,7 +543,7 @@ internal sealed class Workloads(Server server, Config config, CancellationToken 
             var (app, task) = NewProducer(cs);
             await using (app)
             {
-                await app.Schema.ApplyAsync(cancellationToken);
+                await app.Schema.ApplyAsync(config.Layout, cancellationToken);
                 for (var i = 0; i < 300; i++)
                     await task.DeferAsync(new BenchArgs(i, DateTime.UtcNow.Ticks), cancellationToken: cancellationToken);
                 await Task.WhenAll(Enumerable.Range(0, 8).Select(c => Task.Run(async () =>

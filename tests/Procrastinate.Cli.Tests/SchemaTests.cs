@@ -38,6 +38,19 @@ public sealed class SchemaTests(EmptyDatabaseFixture database) : CliTest(databas
         foreach (var name in SchemaManager.KnownMigrations)
             Assert.Contains(name, migrate.Stdout, StringComparison.Ordinal);
 
+        // To the lean layout and back; --apply alone keeps the layout there is.
+        var toLean = await RunAsync("schema", "--apply", "--layout", "lean");
+        AssertOk(toLean);
+        Assert.Equal("Schema already installed and up to date. Converted to the lean layout.", toLean.Stdout.Trim());
+        Assert.Contains("nothing changed", (await RunAsync("schema", "--apply")).Stdout, StringComparison.Ordinal);
+        Assert.Equal(1L, await database.ScalarAsync<long>($"SELECT count(*) FROM {SchemaManager.LedgerTable} WHERE name = '{SchemaManager.LeanLayoutMarker}'"));
+        var back = await RunAsync("schema", "--apply", "--layout", "compatible");
+        AssertOk(back);
+        Assert.Equal("Schema already installed and up to date. Converted to the Procrastinate-compatible layout.", back.Stdout.Trim());
+        Assert.Equal(0L, await database.ScalarAsync<long>($"SELECT count(*) FROM {SchemaManager.LedgerTable} WHERE name = '{SchemaManager.LeanLayoutMarker}'"));
+        AssertError(await RunAsync("schema", "--apply", "--layout", "fast"), 2, "fast");
+        AssertError(await RunAsync("schema", "--migrate", "--layout", "lean"), 2, "--layout goes with --apply or --read");
+
         var healthy = await RunAsync("healthchecks");
         AssertOk(healthy);
         Assert.Contains("App: none loaded", healthy.Stdout, StringComparison.Ordinal);
@@ -58,6 +71,11 @@ public sealed class SchemaTests(EmptyDatabaseFixture database) : CliTest(databas
         foreach (var migration in SchemaManager.KnownMigrations)
             Assert.Contains($"-- .NET migration {migration}", result.Stdout, StringComparison.Ordinal);
         Assert.Contains("CREATE TABLE procrastinate_dotnet_workers", result.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("layout conversion", result.Stdout, StringComparison.Ordinal);
+
+        var lean = await Tool.RunAsync("Host=127.0.0.1;Port=1;Database=nowhere", "schema", "--read", "--layout", "lean");
+        AssertOk(lean);
+        Assert.EndsWith("-- .NET layout conversion to lean\n" + SchemaManager.ReadLayoutSql(SchemaLayout.Lean), lean.Stdout, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -3,7 +3,7 @@ using Procrastinate.Cli.Internal;
 
 namespace Procrastinate.Cli.Commands;
 
-/// <summary><c>schema --apply | --read | --migrate</c>.</summary>
+/// <summary><c>schema --apply | --read | --migrate</c>, with <c>--layout compatible|lean</c>.</summary>
 internal sealed class SchemaCommand : CliCommand
 {
     private readonly Option<bool> _apply = new("--apply") { Description = "Install the schema when missing, then the pending .NET migrations; idempotent (the default)." };
@@ -13,7 +13,13 @@ internal sealed class SchemaCommand : CliCommand
         Description = "Apply the pending .NET migrations to an installed schema and say which. Procrastinate's Python migrations are not applied.",
     };
 
-    public override Command Build() => new("schema", "Install, print or migrate the database schema.") { _apply, _read, _migrate };
+    private readonly Option<string> _layout = new("--layout")
+    {
+        Description = "With --apply: the table layout to install or convert to: 'compatible' (Procrastinate 3.x's; Python processes can share the database) or 'lean' (.NET only, faster). Without it, an installed schema keeps its layout and a new one is compatible. With --read: also print the conversion to that layout.",
+        HelpName = "compatible|lean",
+    };
+
+    public override Command Build() => new("schema", "Install, print or migrate the database schema.") { _apply, _read, _migrate, _layout };
 
     public override async Task<int> ExecuteAsync(Invocation invocation, CancellationToken cancellationToken)
     {
@@ -22,19 +28,30 @@ internal sealed class SchemaCommand : CliCommand
         if (chosen.Count > 1)
             throw new CliUsageException($"choose one of --apply, --read, --migrate (got {string.Join(", ", chosen.Select(o => o.Name))}).");
         var action = chosen.Count == 0 ? _apply : chosen[0];
+        SchemaLayout? layout = settings.Get(_layout)?.Trim().ToLowerInvariant() switch
+        {
+            null => null,
+            "lean" => SchemaLayout.Lean,
+            "compatible" => SchemaLayout.Compatible,
+            var other => throw new CliUsageException($"--layout: '{other}' is not a layout; use 'compatible' or 'lean'."),
+        };
+        if (layout is not null && action == _migrate)
+            throw new CliUsageException("--layout goes with --apply or --read, not --migrate.");
 
         if (action == _read)
         {
             await invocation.Console.Out.WriteAsync(SchemaManager.ReadSchemaSql()).ConfigureAwait(false);
             foreach (var migration in SchemaManager.KnownMigrations)
                 await invocation.Console.Out.WriteAsync($"\n-- .NET migration {migration}\n{SchemaManager.ReadMigrationSql(migration)}").ConfigureAwait(false);
+            if (layout is { } target)
+                await invocation.Console.Out.WriteAsync($"\n-- .NET layout conversion to {target.ToString().ToLowerInvariant()}\n{SchemaManager.ReadLayoutSql(target)}").ConfigureAwait(false);
             return ExitCodes.Ok;
         }
 
         var session = invocation.Session();
         if (action == _apply)
         {
-            var result = await session.App.Schema.ApplyAsync(cancellationToken).ConfigureAwait(false);
+            var result = await session.App.Schema.ApplyAsync(layout, cancellationToken).ConfigureAwait(false);
             invocation.WriteLine(result.ToString());
             return ExitCodes.Ok;
         }
