@@ -197,8 +197,11 @@ public sealed class App : Blueprint, IAsyncDisposable, IDisposable
         {
             var ids = await Connector.DeferJobsAsync(jobs, TraceContext.From(activity ?? System.Diagnostics.Activity.Current), target, async, cancellationToken)
                 .ConfigureAwait(false);
-            foreach (var job in jobs)
-                Telemetry.Deferred.Add(1, AppTelemetry.Tags(job.TaskName, job.Queue));
+            if (Telemetry.Deferred.Enabled)
+            {
+                foreach (var group in jobs.CountBy(j => (j.TaskName, j.Queue)))
+                    Telemetry.Deferred.Add(group.Value, AppTelemetry.Tags(group.Key.TaskName, group.Key.Queue));
+            }
             Log.JobsDeferred(Logger, "job_defer", ids.Length);
             return ids;
         }

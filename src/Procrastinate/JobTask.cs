@@ -220,6 +220,13 @@ public sealed class JobTask<TArgs> : JobTask
         ArgumentNullException.ThrowIfNull(args);
         if (options?.IgnoreAlreadyEnqueued == true)
             throw new ArgumentException("IgnoreAlreadyEnqueued is not supported for batch defers: a batch is all or nothing.", nameof(options));
-        return [.. args.Select(a => BuildJob(Serialize(a), options))];
+        // The options are the same for every job: validate and resolve them once.
+        var jobs = new List<JobToDefer>(args.TryGetNonEnumeratedCount(out var count) ? count : 16);
+        foreach (var a in args)
+        {
+            var json = Serialize(a);
+            jobs.Add(jobs.Count == 0 ? BuildJob(json, options) : jobs[0] with { ArgsJson = json });
+        }
+        return jobs;
     }
 }

@@ -131,6 +131,8 @@ public sealed class NpgsqlConnector : Connector
             return [];
         if (jobs.Count == 1)
             return [await DeferOneAsync(jobs[0], trace, target, async, cancellationToken).ConfigureAwait(false)];
+        if (jobs.Count >= CopyDeferThreshold)
+            return await DeferByCopyAsync(jobs, trace, target, async, cancellationToken).ConfigureAwait(false);
         var n = jobs.Count;
         var queues = new string[n];
         var tasks = new string[n];
@@ -189,6 +191,129 @@ public sealed class NpgsqlConnector : Connector
             if (owned)
                 await Release(connection, async).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>From this many jobs on, a batch defer streams the rows with COPY instead of one INSERT.</summary>
+    internal const int CopyDeferThreshold = 1_000;
+
+    /// <summary>
+    /// A large batch: ids reserved from the job sequence in input order, then the rows streamed
+    /// with binary COPY (cheaper per row than INSERT from arrays, and PostgreSQL inserts while the
+    /// client is still sending). COPY is one statement: the batch is all or nothing, fires the
+    /// same triggers, and a queueing-lock conflict fails it as the INSERT would.
+    /// </summary>
+    private async ValueTask<long[]> DeferByCopyAsync(IReadOnlyList<JobToDefer> jobs, TraceContext? trace, DbTarget target, bool async, CancellationToken cancellationToken)
+    {
+        var n = jobs.Count;
+        var (connection, transaction, owned) = await Acquire(target, async, cancellationToken).ConfigureAwait(false);
+        NpgsqlTransaction? ownTransaction = null;
+        try
+        {
+            var ids = new long[n];
+            await using (var reserve = new NpgsqlCommand(SqlQueries.Get("reserve_job_ids"), connection, transaction))
+            {
+                reserve.Parameters.Add(new NpgsqlParameter<int> { TypedValue = n });
+                await using var reader = async ? await reserve.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false) : reserve.ExecuteReader();
+                var count = 0;
+                while (async ? await reader.ReadAsync(cancellationToken).ConfigureAwait(false) : reader.Read())
+                    ids[count++] = reader.GetInt64(0);
+                if (count != n)
+                    throw new InvalidOperationException($"Reserved {count} job ids for {n} jobs.");
+            }
+            Array.Sort(ids);
+            // The trace rows must commit with the jobs: without the caller's transaction, take one.
+            if (trace is not null && transaction is null)
+                ownTransaction = async ? await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false) : connection.BeginTransaction();
+            try
+            {
+                await using (var importer = async
+                    ? await connection.BeginBinaryImportAsync(CopyJobsSql, cancellationToken).ConfigureAwait(false)
+                    : connection.BeginBinaryImport(CopyJobsSql))
+                {
+                    for (var i = 0; i < n; i++)
+                    {
+                        var j = jobs[i];
+                        if (async)
+                        {
+                            await importer.StartRowAsync(cancellationToken).ConfigureAwait(false);
+                            await importer.WriteAsync(ids[i], NpgsqlDbType.Bigint, cancellationToken).ConfigureAwait(false);
+                            await importer.WriteAsync(j.Queue, NpgsqlDbType.Varchar, cancellationToken).ConfigureAwait(false);
+                            await importer.WriteAsync(j.TaskName, NpgsqlDbType.Varchar, cancellationToken).ConfigureAwait(false);
+                            await importer.WriteAsync(j.Priority, NpgsqlDbType.Integer, cancellationToken).ConfigureAwait(false);
+                            await WriteNullableAsync(importer, j.Lock, NpgsqlDbType.Text, cancellationToken).ConfigureAwait(false);
+                            await WriteNullableAsync(importer, j.QueueingLock, NpgsqlDbType.Text, cancellationToken).ConfigureAwait(false);
+                            await importer.WriteAsync(j.ArgsJson, NpgsqlDbType.Jsonb, cancellationToken).ConfigureAwait(false);
+                            if (j.ScheduledAt is { } at)
+                                await importer.WriteAsync(at.UtcDateTime, NpgsqlDbType.TimestampTz, cancellationToken).ConfigureAwait(false);
+                            else
+                                await importer.WriteNullAsync(cancellationToken).ConfigureAwait(false);
+                        }
+                        else
+                        {
+                            importer.StartRow();
+                            importer.Write(ids[i], NpgsqlDbType.Bigint);
+                            importer.Write(j.Queue, NpgsqlDbType.Varchar);
+                            importer.Write(j.TaskName, NpgsqlDbType.Varchar);
+                            importer.Write(j.Priority, NpgsqlDbType.Integer);
+                            if (j.Lock is null) importer.WriteNull(); else importer.Write(j.Lock, NpgsqlDbType.Text);
+                            if (j.QueueingLock is null) importer.WriteNull(); else importer.Write(j.QueueingLock, NpgsqlDbType.Text);
+                            importer.Write(j.ArgsJson, NpgsqlDbType.Jsonb);
+                            if (j.ScheduledAt is { } at)
+                                importer.Write(at.UtcDateTime, NpgsqlDbType.TimestampTz);
+                            else
+                                importer.WriteNull();
+                        }
+                    }
+                    if (async) await importer.CompleteAsync(cancellationToken).ConfigureAwait(false);
+                    else importer.Complete();
+                }
+            }
+            catch (PostgresException e) when (IsQueueingLockConflict(e))
+            {
+                if (ownTransaction is not null)
+                {
+                    if (async) await ownTransaction.RollbackAsync(CancellationToken.None).ConfigureAwait(false);
+                    else ownTransaction.Rollback();
+                }
+                throw await TranslateConflict(e, jobs, target, async, cancellationToken).ConfigureAwait(false);
+            }
+            if (trace is { } t)
+            {
+                await using var traced = new NpgsqlCommand(SqlQueries.Get("record_job_traces"), connection, transaction ?? ownTransaction);
+                traced.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = ids });
+                traced.Parameters.Add(new NpgsqlParameter<string> { TypedValue = t.TraceParent });
+                traced.Parameters.Add(Nullable(t.TraceState, NpgsqlDbType.Text));
+                if (async) await traced.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                else traced.ExecuteNonQuery();
+            }
+            if (ownTransaction is not null)
+            {
+                if (async) await ownTransaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+                else ownTransaction.Commit();
+            }
+            return ids;
+        }
+        finally
+        {
+            if (ownTransaction is not null)
+            {
+                if (async) await ownTransaction.DisposeAsync().ConfigureAwait(false);
+                else ownTransaction.Dispose();
+            }
+            if (owned)
+                await Release(connection, async).ConfigureAwait(false);
+        }
+    }
+
+    private const string CopyJobsSql =
+        "COPY procrastinate_jobs (id, queue_name, task_name, priority, lock, queueing_lock, args, scheduled_at) FROM STDIN (FORMAT BINARY)";
+
+    private static async ValueTask WriteNullableAsync(NpgsqlBinaryImporter importer, string? value, NpgsqlDbType type, CancellationToken cancellationToken)
+    {
+        if (value is null)
+            await importer.WriteNullAsync(cancellationToken).ConfigureAwait(false);
+        else
+            await importer.WriteAsync(value, type, cancellationToken).ConfigureAwait(false);
     }
 
     private async ValueTask<long> DeferOneAsync(JobToDefer job, TraceContext? trace, DbTarget target, bool async, CancellationToken cancellationToken)
@@ -733,55 +858,12 @@ public sealed class NpgsqlConnector : Connector
         return jobs;
     }
 
-    internal override async Task ListenAsync(IReadOnlyList<string> channels, Action<string, string> onNotification,
-        Action<bool> onListening, CancellationToken cancellationToken)
-    {
-        var backoff = TimeSpan.FromMilliseconds(100);
-        while (!cancellationToken.IsCancellationRequested)
-        {
-            NpgsqlConnection? connection = null;
-            try
-            {
-                connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-                connection.Notification += (_, e) => onNotification(e.Channel, e.Payload);
-                await using (var cmd = new NpgsqlCommand(string.Concat(channels.Select(c => $"LISTEN {QuoteIdentifier(c)};")), connection))
-                    await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-                onListening(true);
-                backoff = TimeSpan.FromMilliseconds(100);
-                while (!cancellationToken.IsCancellationRequested)
-                {
-                    if (!await connection.WaitAsync(ListenKeepAlive, cancellationToken).ConfigureAwait(false))
-                    {
-                        await using var ping = new NpgsqlCommand("SELECT 1", connection);
-                        await ping.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-                    }
-                }
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                break;
-            }
-            catch (Exception e) when (e is NpgsqlException or IOException or TimeoutException or InvalidOperationException)
-            {
-                // The worker keeps polling meanwhile; reconnect with capped backoff (COMPAT.md W11).
-                onListening(false);
-                try
-                {
-                    await Task.Delay(backoff, cancellationToken).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                    break;
-                }
-                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(10).Ticks));
-            }
-            finally
-            {
-                if (connection is not null)
-                    await connection.DisposeAsync().ConfigureAwait(false);
-            }
-        }
-    }
+    // One LISTEN connection per connection string and process, shared by every worker; a
+    // connector disposed without its workers being stopped drops out at the listener's next wake-up.
+    internal override Task ListenAsync(IReadOnlyList<string> channels, Action<string, string> onNotification,
+        Action<bool> onListening, CancellationToken cancellationToken) =>
+        SharedListener.ListenAsync(() => DataSource, () => !Volatile.Read(ref _disposed), ListenKeepAlive,
+            channels, onNotification, onListening, cancellationToken);
 
     /// <summary>Quotes a channel name as a PostgreSQL identifier, doubling embedded quotes.</summary>
     internal static string QuoteIdentifier(string name) => "\"" + name.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";

@@ -21,6 +21,15 @@ traced AS (
 )
 SELECT id FROM inserted;
 
+-- name: reserve_job_ids
+-- Ids for a large batch defer by COPY (NpgsqlConnector.DeferByCopyAsync), drawn from the job
+-- table's own sequence, as the column default would.
+SELECT nextval('procrastinate_jobs_id_seq') FROM generate_series(1, $1);
+
+-- name: record_job_traces
+INSERT INTO procrastinate_dotnet_job_trace (job_id, traceparent, tracestate)
+SELECT unnest($1::bigint[]), $2, $3;
+
 -- name: defer_job
 -- One job (the common case): the same insert without arrays.
 INSERT INTO procrastinate_jobs (queue_name, task_name, priority, lock, queueing_lock, args, scheduled_at)

@@ -1,0 +1,110 @@
+using System.Diagnostics;
+using Procrastinate.Tests.Infrastructure;
+
+namespace Procrastinate.Tests.Defer;
+
+/// <summary>
+/// Batches of at least <see cref="NpgsqlConnector.CopyDeferThreshold"/> jobs go through COPY:
+/// the same rows, events, ids in input order, all-or-nothing and queueing-lock errors as the
+/// INSERT path, on both table layouts.
+/// </summary>
+public abstract class LargeBatchDeferTests(DatabaseFixture db) : IAsyncLifetime
+{
+    public Task InitializeAsync() => db.ResetAsync();
+
+    public Task DisposeAsync() => Task.CompletedTask;
+
+    private static readonly int Size = NpgsqlConnector.CopyDeferThreshold + 500;
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_large_batch_stores_every_row_as_the_small_batch_does_and_returns_ids_in_input_order(bool async)
+    {
+        await using var app = db.CreateApp();
+        var task = app.Task<SumArgs>("large", _ => { }, queue: "bulk");
+        var at = DateTimeOffset.UtcNow.AddHours(1);
+        var options = new DeferOptions { Priority = 3, Lock = "l", ScheduleAt = at };
+        var args = Enumerable.Range(0, Size).Select(i => new SumArgs(i, -i)).ToList();
+        var ids = async ? await task.DeferManyAsync(args, options) : task.DeferMany(args, options);
+        var small = await task.DeferManyAsync([new SumArgs(-1, 1), new SumArgs(-2, 2)], options);
+
+        Assert.Equal(Size, ids.Count);
+        Assert.Equal(ids.Order(), ids);
+        var rows = await db.QueryAsync("SELECT id, (args->>'a')::int AS a FROM procrastinate_jobs WHERE id = ANY($1) ORDER BY id", ids.ToArray());
+        Assert.Equal(Enumerable.Range(0, Size), rows.Select(r => (int)r["a"]!));
+        Assert.Equal(ids, rows.Select(r => (long)r["id"]!));
+
+        // Every column but id and args is what the INSERT path writes.
+        const string Shape = "SELECT DISTINCT queue_name, task_name, priority, lock, queueing_lock, status::text, scheduled_at, attempts, abort_requested, worker_id FROM procrastinate_jobs WHERE id = ANY($1)";
+        var bulkShape = Assert.Single(await db.QueryAsync(Shape, ids.ToArray()));
+        var smallShape = Assert.Single(await db.QueryAsync(Shape, small.ToArray()));
+        Assert.Equal(smallShape, bulkShape);
+        Assert.Equal("""{"a": 7, "b": -7}""", await db.ScalarAsync<string>("SELECT args::text FROM procrastinate_jobs WHERE id = $1", ids[7]));
+
+        // The triggers ran for every row: a 'scheduled' and a 'deferred' event each.
+        Assert.Equal(2L * Size, await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_events WHERE job_id = ANY($1)", ids.ToArray()));
+        Assert.Equal([JobEventType.Scheduled, JobEventType.Deferred], (await app.Jobs.ListEventsAsync(ids[^1])).Select(e => e.Type!.Value));
+    }
+
+    [Fact]
+    public async Task A_queueing_lock_conflict_in_a_large_batch_inserts_nothing()
+    {
+        await using var app = db.CreateApp();
+        var task = app.Task<SumArgs>("large_unique", _ => { });
+        await task.DeferAsync(new SumArgs(0, 0), new DeferOptions { QueueingLock = "taken" });
+        var jobs = Enumerable.Range(1, Size).Select(i => new SumArgs(i, i)).ToList();
+
+        var e = await Assert.ThrowsAsync<AlreadyEnqueuedException>(() =>
+            task.DeferManyAsync(jobs, new DeferOptions { QueueingLock = "taken" }));
+        Assert.Equal("taken", e.QueueingLock);
+        Assert.Equal(1L, await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_jobs"));
+        Assert.Equal(1L, await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_events WHERE type = 'deferred'"));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_large_batch_in_the_callers_transaction_exists_only_if_it_commits(bool commit)
+    {
+        await using var app = db.CreateApp();
+        var task = app.Task<SumArgs>("large_tx", _ => { });
+        await using var connection = await db.DataSource.OpenConnectionAsync();
+        IReadOnlyList<long> ids;
+        await using (var tx = await connection.BeginTransactionAsync())
+        {
+            ids = await task.DeferManyAsync(Enumerable.Range(0, Size).Select(i => new SumArgs(i, i)), tx);
+            Assert.Equal(0L, await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_jobs"));
+            if (commit) await tx.CommitAsync(); else await tx.RollbackAsync();
+        }
+        Assert.Equal(commit ? Size : 0L, await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_jobs WHERE id = ANY($1)", ids.ToArray()));
+    }
+
+    [Fact]
+    public async Task A_traced_large_batch_stores_the_trace_context_of_every_job()
+    {
+        await using var app = db.CreateApp();
+        var task = app.Task<SumArgs>("large_traced", _ => { });
+        using var ambient = new Activity("bulk import").SetIdFormat(ActivityIdFormat.W3C).Start();
+        var ids = await task.DeferManyAsync(Enumerable.Range(0, Size).Select(i => new SumArgs(i, i)));
+        ambient.Stop();
+        Assert.Equal(Size, await db.ScalarAsync<long>(
+            "SELECT count(*) FROM procrastinate_dotnet_job_trace WHERE job_id = ANY($1) AND traceparent = $2", ids.ToArray(), ambient.Id));
+    }
+
+    [Fact]
+    public async Task Large_batches_run()
+    {
+        await using var app = db.CreateApp();
+        var seen = 0;
+        var task = app.Task<SumArgs>("large_run", _ => Interlocked.Increment(ref seen));
+        await task.DeferManyAsync(Enumerable.Range(0, Size).Select(i => new SumArgs(i, i)));
+        await app.RunWorkerAsync(new WorkerOptions { Wait = false, HandleSignals = false, Concurrency = 20 });
+        Assert.Equal(Size, seen);
+        Assert.Equal((long)Size, await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'"));
+    }
+}
+
+public sealed class LargeBatchDeferCompatibleTests(DatabaseFixture db) : LargeBatchDeferTests(db), IClassFixture<DatabaseFixture>;
+
+public sealed class LargeBatchDeferLeanTests(LeanDatabaseFixture db) : LargeBatchDeferTests(db), IClassFixture<LeanDatabaseFixture>;
