@@ -103,11 +103,12 @@ WITH candidate AS (
 UPDATE procrastinate_jobs AS j
 SET status = 'doing'::procrastinate_job_status, worker_id = $2
 FROM candidate
+LEFT JOIN LATERAL (
+    SELECT t.traceparent, t.tracestate FROM procrastinate_dotnet_job_trace AS t WHERE t.job_id = candidate.id
+) AS trace ON true
 WHERE j.id = candidate.id
 RETURNING j.id, j.queue_name, j.task_name, j.priority, j.lock, j.queueing_lock, j.args, j.status::text AS status,
-          j.scheduled_at, j.attempts, j.abort_requested, j.worker_id,
-          (SELECT t.traceparent FROM procrastinate_dotnet_job_trace AS t WHERE t.job_id = j.id) AS traceparent,
-          (SELECT t.tracestate FROM procrastinate_dotnet_job_trace AS t WHERE t.job_id = j.id) AS tracestate;
+          j.scheduled_at, j.attempts, j.abort_requested, j.worker_id, trace.traceparent, trace.tracestate;
 
 -- name: finish_jobs
 -- Ends many runs at once with the effect of procrastinate_finish_job_v1 (COMPAT.md 2.6.4), but

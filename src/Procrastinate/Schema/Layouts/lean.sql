@@ -73,16 +73,20 @@ CREATE FUNCTION procrastinate_lean_jobs_inserted()
     LANGUAGE plpgsql
 AS $$
 BEGIN
-    -- Per job, as the compatible triggers write them: 'scheduled' (when scheduled), then 'deferred'.
+    -- Statement triggers fire for statements that touch no row too: those cost nothing more.
+    IF NOT EXISTS (SELECT FROM new_rows) THEN
+        RETURN NULL;
+    END IF;
+    -- Per job, as the compatible triggers write them: 'scheduled' (when scheduled), then 'deferred'
+    -- (the lateral VALUES yields them in that order).
     INSERT INTO procrastinate_events (job_id, type, at)
     SELECT n.id, e.type, e.at
     FROM new_rows AS n
     CROSS JOIN LATERAL (VALUES
-        (1, CASE WHEN n.scheduled_at IS NOT NULL THEN 'scheduled'::procrastinate_job_event_type END, n.scheduled_at),
-        (2, 'deferred'::procrastinate_job_event_type, now())
-    ) AS e(ord, type, at)
-    WHERE n.status = 'todo' AND e.type IS NOT NULL
-    ORDER BY n.id, e.ord;
+        (CASE WHEN n.scheduled_at IS NOT NULL THEN 'scheduled'::procrastinate_job_event_type END, n.scheduled_at),
+        ('deferred'::procrastinate_job_event_type, now())
+    ) AS e(type, at)
+    WHERE n.status = 'todo'::procrastinate_job_status AND e.type IS NOT NULL;
 
     -- One wake-up per queue and statement (the payload names the queue's first new job).
     PERFORM pg_notify(c.channel, json_build_object('type', 'job_inserted', 'job_id', q.id)::text)
@@ -97,32 +101,44 @@ CREATE FUNCTION procrastinate_lean_jobs_updated()
     LANGUAGE plpgsql
 AS $$
 BEGIN
-    -- The compatible triggers' events, in their order: abort requested, scheduled, status change.
+    IF NOT EXISTS (SELECT FROM new_rows) THEN
+        RETURN NULL;
+    END IF;
+    -- The compatible triggers' events, in their order for each job: abort requested, scheduled,
+    -- status change (the lateral VALUES yields them in that order; ids follow). Enum-typed
+    -- constants, so nothing is parsed per row.
     INSERT INTO procrastinate_events (job_id, type, at)
     SELECT n.id, e.type, e.at
     FROM old_rows AS o
     JOIN new_rows AS n ON n.id = o.id
     CROSS JOIN LATERAL (VALUES
-        (1, CASE WHEN n.abort_requested AND NOT o.abort_requested THEN 'abort_requested'::procrastinate_job_event_type END, now()),
-        (2, CASE WHEN n.scheduled_at IS NOT NULL AND n.status = 'todo' THEN 'scheduled'::procrastinate_job_event_type END, n.scheduled_at),
-        (3, CASE
-                WHEN o.status = 'todo' AND n.status = 'doing' THEN 'started'
-                WHEN o.status = 'doing' AND n.status = 'todo' THEN 'deferred_for_retry'
-                WHEN o.status = 'doing' AND n.status = 'failed' THEN 'failed'
-                WHEN o.status = 'doing' AND n.status = 'succeeded' THEN 'succeeded'
-                WHEN o.status = 'todo' AND n.status IN ('cancelled', 'failed', 'succeeded') THEN 'cancelled'
-                WHEN o.status = 'doing' AND n.status = 'aborted' THEN 'aborted'
-                WHEN o.status = 'failed' AND n.status = 'todo' THEN 'retried'
-            END::procrastinate_job_event_type, now())
-    ) AS e(ord, type, at)
-    WHERE e.type IS NOT NULL
-    ORDER BY n.id, e.ord;
+        (CASE WHEN n.abort_requested AND NOT o.abort_requested THEN 'abort_requested'::procrastinate_job_event_type END, now()),
+        (CASE WHEN n.scheduled_at IS NOT NULL AND n.status = 'todo'::procrastinate_job_status THEN 'scheduled'::procrastinate_job_event_type END, n.scheduled_at),
+        (CASE
+            WHEN o.status = 'todo'::procrastinate_job_status THEN
+                CASE n.status
+                    WHEN 'doing'::procrastinate_job_status THEN 'started'::procrastinate_job_event_type
+                    WHEN 'cancelled'::procrastinate_job_status THEN 'cancelled'::procrastinate_job_event_type
+                    WHEN 'failed'::procrastinate_job_status THEN 'cancelled'::procrastinate_job_event_type
+                    WHEN 'succeeded'::procrastinate_job_status THEN 'cancelled'::procrastinate_job_event_type
+                END
+            WHEN o.status = 'doing'::procrastinate_job_status THEN
+                CASE n.status
+                    WHEN 'succeeded'::procrastinate_job_status THEN 'succeeded'::procrastinate_job_event_type
+                    WHEN 'failed'::procrastinate_job_status THEN 'failed'::procrastinate_job_event_type
+                    WHEN 'todo'::procrastinate_job_status THEN 'deferred_for_retry'::procrastinate_job_event_type
+                    WHEN 'aborted'::procrastinate_job_status THEN 'aborted'::procrastinate_job_event_type
+                END
+            WHEN o.status = 'failed'::procrastinate_job_status AND n.status = 'todo'::procrastinate_job_status THEN 'retried'::procrastinate_job_event_type
+        END, now())
+    ) AS e(type, at)
+    WHERE e.type IS NOT NULL;
 
     PERFORM pg_notify(c.channel, json_build_object('type', 'abort_job_requested', 'job_id', n.id)::text)
     FROM old_rows AS o
     JOIN new_rows AS n ON n.id = o.id
     CROSS JOIN LATERAL (VALUES ('procrastinate_queue_v1#' || n.queue_name), ('procrastinate_any_queue_v1')) AS c(channel)
-    WHERE NOT o.abort_requested AND n.abort_requested AND n.status = 'doing';
+    WHERE NOT o.abort_requested AND n.abort_requested AND n.status = 'doing'::procrastinate_job_status;
     RETURN NULL;
 END;
 $$;
@@ -132,6 +148,9 @@ CREATE FUNCTION procrastinate_lean_jobs_deleted()
     LANGUAGE plpgsql
 AS $$
 BEGIN
+    IF NOT EXISTS (SELECT FROM old_rows) THEN
+        RETURN NULL;
+    END IF;
     -- The cascades of the compatible layout's foreign keys and delete trigger.
     DELETE FROM procrastinate_events AS e USING old_rows AS o WHERE e.job_id = o.id;
     UPDATE procrastinate_periodic_defers AS p SET job_id = NULL FROM old_rows AS o WHERE p.job_id = o.id;
@@ -145,6 +164,9 @@ CREATE FUNCTION procrastinate_lean_workers_deleted()
     LANGUAGE plpgsql
 AS $$
 BEGIN
+    IF NOT EXISTS (SELECT FROM old_rows) THEN
+        RETURN NULL;
+    END IF;
     -- The compatible layout's ON DELETE SET NULL, for the jobs that are running (the ones
     -- stalled-job rescue and re-registration look at); ended jobs keep the id.
     UPDATE procrastinate_jobs AS j SET worker_id = NULL
