@@ -179,11 +179,9 @@ public sealed class App : Blueprint, IAsyncDisposable, IDisposable
             Log.JobDeferred(Logger, "job_defer", id, job.TaskName, job.Queue, inserted ? "deferred" : "already enqueued");
             return id;
         }
-        catch (Exception e) when (activity is not null)
+        catch (Exception e) when (Fail(activity, e) is { } replacement)
         {
-            activity.SetStatus(System.Diagnostics.ActivityStatusCode.Error, e.Message);
-            activity.SetTag("error.type", e.GetType().FullName);
-            throw;
+            throw replacement;
         }
     }
 
@@ -205,12 +203,26 @@ public sealed class App : Blueprint, IAsyncDisposable, IDisposable
             Log.JobsDeferred(Logger, "job_defer", ids.Length);
             return ids;
         }
-        catch (Exception e) when (activity is not null)
+        catch (Exception e) when (Fail(activity, e) is { } replacement)
         {
-            activity.SetStatus(System.Diagnostics.ActivityStatusCode.Error, e.Message);
-            activity.SetTag("error.type", e.GetType().FullName);
-            throw;
+            throw replacement;
         }
+    }
+
+    /// <summary>
+    /// Marks the defer's span as failed, and returns the exception to throw instead of
+    /// <paramref name="e"/>, if any: a missing schema is reported as a <see cref="SchemaException"/>.
+    /// Returns null (rethrow as it is) otherwise.
+    /// </summary>
+    private static Exception? Fail(System.Diagnostics.Activity? activity, Exception e)
+    {
+        var replacement = SchemaException.FromMissingObject(e);
+        if (activity is not null)
+        {
+            activity.SetStatus(System.Diagnostics.ActivityStatusCode.Error, (replacement ?? e).Message);
+            activity.SetTag("error.type", (replacement ?? e).GetType().FullName);
+        }
+        return replacement;
     }
 
     private static System.Diagnostics.Activity? StartSendActivity(JobToDefer job, int count)

@@ -67,6 +67,17 @@ public sealed class SchemaException : ProcrastinateException
 {
     /// <summary>Creates the exception.</summary>
     public SchemaException(string message) : base(message) { }
+
+    /// <summary>Creates the exception with the database error that revealed the problem.</summary>
+    public SchemaException(string message, Exception innerException) : base(message, innerException) { }
+
+    /// <summary>A PostgreSQL error saying a Procrastinate table or function does not exist, as a SchemaException.</summary>
+    internal static SchemaException? FromMissingObject(Exception e) =>
+        e is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.UndefinedTable or Npgsql.PostgresErrorCodes.UndefinedFunction } pg
+            ? new SchemaException(
+                $"The Procrastinate schema is missing or incomplete in this database ({pg.MessageText}); apply it with app.Schema.ApplyAsync() or `procrastinate schema --apply`, or check the search_path.",
+                pg)
+            : null;
 }
 
 /// <summary>A database operation failed; the inner exception holds the driver's error.</summary>

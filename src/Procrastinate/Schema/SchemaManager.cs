@@ -156,6 +156,19 @@ public sealed class SchemaManager
 
     private async ValueTask<SchemaApplyResult> ApplyAsync(SchemaLayout? layout, bool async, CancellationToken ct)
     {
+        try
+        {
+            return await ApplyCoreAsync(layout, async, ct).ConfigureAwait(false);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
+        {
+            throw new SchemaException(
+                $"The schema needs changes that this database role may not make ({e.MessageText}): apply it as the role that owns the Procrastinate objects (`procrastinate schema --apply`).", e);
+        }
+    }
+
+    private async ValueTask<SchemaApplyResult> ApplyCoreAsync(SchemaLayout? layout, bool async, CancellationToken ct)
+    {
         await using var connection = async ? await DataSource.OpenConnectionAsync(ct).ConfigureAwait(false) : DataSource.OpenConnection();
         await using var tx = async ? await connection.BeginTransactionAsync(ct).ConfigureAwait(false) : connection.BeginTransaction();
         await Exec(connection, tx, $"SELECT pg_advisory_xact_lock({AdvisoryLockKey})", async, ct).ConfigureAwait(false);
@@ -170,13 +183,18 @@ public sealed class SchemaManager
             throw new SchemaException(
                 "The database has a Procrastinate schema older than 3.4. Apply Procrastinate's Python migrations up to 3.4 or later first.");
 
-        await Exec(connection, tx, $"""
-            CREATE TABLE IF NOT EXISTS {LedgerTable} (
-                name text PRIMARY KEY,
-                applied_at timestamp with time zone NOT NULL DEFAULT now(),
-                note text
-            )
-            """, async, ct).ConfigureAwait(false);
+        // No DDL unless something is missing: a role that may use but not create objects can
+        // call this on an up-to-date database (docs/least-privilege.sql).
+        if (!await Scalar<bool>(connection, tx, $"SELECT to_regclass('{LedgerTable}') IS NOT NULL", async, ct).ConfigureAwait(false))
+        {
+            await Exec(connection, tx, $"""
+                CREATE TABLE {LedgerTable} (
+                    name text PRIMARY KEY,
+                    applied_at timestamp with time zone NOT NULL DEFAULT now(),
+                    note text
+                )
+                """, async, ct).ConfigureAwait(false);
+        }
         var applied = await AppliedNames(connection, tx, async, ct).ConfigureAwait(false);
         var unknown = applied.Where(n => !IsKnownLedgerName(n)).ToList();
         if (unknown.Count > 0)

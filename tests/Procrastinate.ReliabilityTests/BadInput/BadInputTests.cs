@@ -305,10 +305,14 @@ public sealed class BadInputTests : IAsyncLifetime
         var task = app.Task<TextArgs>("text", _ => { });
         var worker = await Assert.ThrowsAsync<SchemaException>(() => app.RunWorkerAsync(new WorkerOptions { HandleSignals = false }));
         BadInputTable.Record("worker on a database without the schema", worker);
-        // Defer reaches PostgreSQL, whose error names the missing table (not a SchemaException).
-        var defer = await Assert.ThrowsAsync<PostgresException>(() => task.DeferAsync(new TextArgs("a")));
-        Assert.Equal("42P01", defer.SqlState);
-        BadInputTable.Record("defer on a database without the schema", $"{defer.GetType().Name}: {defer.Message.Split('\n')[0]}");
+        // Defer reaches PostgreSQL; its error (the missing table) becomes a SchemaException that says what to do.
+        var defer = await Assert.ThrowsAsync<SchemaException>(() => task.DeferAsync(new TextArgs("a")));
+        Assert.Equal("42P01", Assert.IsType<PostgresException>(defer.InnerException).SqlState);
+        Assert.Contains("schema --apply", defer.Message, StringComparison.Ordinal);
+        BadInputTable.Record("defer on a database without the schema", defer);
+        var batch = await Assert.ThrowsAsync<SchemaException>(() => task.DeferManyAsync([new TextArgs("a"), new TextArgs("b")]));
+        Assert.Contains("procrastinate_jobs", batch.Message, StringComparison.Ordinal);
+        Assert.Throws<SchemaException>(() => task.Defer(new TextArgs("a")));
         var status = await app.Schema.CheckAsync();
         Assert.False(status.Installed);
         Assert.Null(await empty.ScalarAsync<string>("SELECT to_regclass('procrastinate_jobs')::text"));

@@ -163,7 +163,13 @@ public sealed class LeastPrivilegeTests(ITestOutputHelper output)
                 refused[sql] = e.MessageText;
             }
         }
+        // On an up-to-date schema, applying needs no DDL: the app role may call it (it used to fail with 42501).
         var applyAsApp = await Record.ExceptionAsync(() => app.Schema.ApplyAsync());
+        Assert.Null(applyAsApp);
+        // Changes it may not make are refused with a SchemaException naming who applies them.
+        var convert = await Assert.ThrowsAsync<SchemaException>(() => app.Schema.ApplyAsync(SchemaLayout.Lean));
+        Assert.Contains("owns the Procrastinate objects", convert.Message, StringComparison.Ordinal);
+        Assert.Equal(SchemaLayout.Compatible, (await app.Schema.CheckAsync()).Layout);
         BadInputTable.Record("(least privilege) Schema.Apply as procrastinate_app on an up-to-date schema",
             applyAsApp is null ? "no change (nothing to do)" : $"{applyAsApp.GetType().Name}: {applyAsApp.Message.Split('\n')[0]}");
 
