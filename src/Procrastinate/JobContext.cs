@@ -20,19 +20,19 @@ public sealed record WorkerInfo(string Name, long Id, IReadOnlyList<string>? Que
 /// <summary>What a running job can know about itself and its worker.</summary>
 public sealed class JobContext
 {
-    private readonly CancellationTokenSource _abortSource;
+    // Created on first use of CancellationToken: most bodies never read it.
+    private CancellationTokenSource? _abortSource;
     private int _abortReason;
-    private bool _disposed;
+    private volatile bool _disposed;
 
     internal JobContext(App app, Job job, WorkerInfo worker, DateTimeOffset startedAt,
-        IReadOnlyDictionary<string, object?> additionalContext, CancellationTokenSource abortSource)
+        IReadOnlyDictionary<string, object?> additionalContext)
     {
         App = app;
         Job = job;
         Worker = worker;
         StartedAt = startedAt;
         AdditionalContext = additionalContext;
-        _abortSource = abortSource;
     }
 
     /// <summary>The app the job runs in.</summary>
@@ -51,7 +51,7 @@ public sealed class JobContext
     public IReadOnlyDictionary<string, object?> AdditionalContext { get; }
 
     /// <summary>Fires when the job should stop: a user abort or a shutdown past its graceful timeout.</summary>
-    public CancellationToken CancellationToken => _abortSource.Token;
+    public CancellationToken CancellationToken => (Volatile.Read(ref _abortSource) ?? CreateAbortSource()).Token;
 
     /// <summary>Whether the job was asked to stop, and why.</summary>
     public AbortReason AbortReason => (AbortReason)Volatile.Read(ref _abortReason);
@@ -70,20 +70,43 @@ public sealed class JobContext
     {
         if (Interlocked.CompareExchange(ref _abortReason, (int)reason, (int)AbortReason.None) != (int)AbortReason.None)
             return false;
-        lock (_abortSource)
+        // No source yet: the one created later starts cancelled (CreateAbortSource reads the reason after publishing it).
+        if (Volatile.Read(ref _abortSource) is { } source)
+            Cancel(source);
+        return true;
+    }
+
+    private CancellationTokenSource CreateAbortSource()
+    {
+        var fresh = new CancellationTokenSource();
+        if (_disposed)
+            fresh.Dispose(); // read after the run: the token throws ObjectDisposedException, as a disposed source's does
+        var source = Interlocked.CompareExchange(ref _abortSource, fresh, null) ?? fresh;
+        if (source != fresh)
+            fresh.Dispose();
+        else if (ShouldAbort)
+            Cancel(source);
+        return source;
+    }
+
+    private void Cancel(CancellationTokenSource source)
+    {
+        lock (source)
         {
             if (!_disposed)
-                _abortSource.Cancel();
+                source.Cancel();
         }
-        return true;
     }
 
     internal void DisposeAbortSource()
     {
-        lock (_abortSource)
+        // A source created by a racing first read of the token may escape disposal: without a
+        // timer or a wait handle, it holds nothing but memory.
+        _disposed = true;
+        if (Volatile.Read(ref _abortSource) is { } source)
         {
-            _disposed = true;
-            _abortSource.Dispose();
+            lock (source)
+                source.Dispose();
         }
     }
 }

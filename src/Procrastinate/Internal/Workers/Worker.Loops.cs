@@ -5,42 +5,65 @@ internal sealed partial class Worker
 {
     // ---- Completer -------------------------------------------------------------------------------
 
-    /// <summary>Writes outcomes in batches until the channel is completed at stop, then flushes.</summary>
+    /// <summary>Writes outcomes in batches until the queue is completed at stop, then flushes.</summary>
     private async Task CompleterLoopAsync()
     {
-        var reader = _outcomes.Reader;
         var batch = new List<JobOutcome>(MaxCompletionBatch);
-        while (await reader.WaitToReadAsync().ConfigureAwait(false))
+        while (true)
         {
-            while (batch.Count < MaxCompletionBatch && reader.TryRead(out var outcome))
+            // Read the flag first: once it is up, no outcome comes after the ones dequeued below.
+            var complete = _outcomesComplete;
+            while (batch.Count < MaxCompletionBatch && _outcomes.TryDequeue(out var outcome))
                 batch.Add(outcome);
+            if (batch.Count == 0)
+            {
+                if (complete)
+                    return;
+                await _outcomesReady.WaitAsync(Timeout.InfiniteTimeSpan, CancellationToken.None).ConfigureAwait(false);
+                continue;
+            }
             await WriteOutcomesAsync(batch).ConfigureAwait(false);
+            // A fetcher held back by the unwritten outcomes (ShouldFetch) may claim again now.
+            var heldBack = UnwrittenOutcomes >= MaxCompletionBatch;
             Interlocked.Add(ref _pendingOutcomes, -batch.Count);
             batch.Clear();
             // Released locks and one-shot mode need a fresh look at the queue.
-            if (!_options.Wait || _lastFetchFull)
+            if (!_options.Wait || _lastFetchFull || heldBack)
                 _wake.Set();
         }
     }
 
     private async Task WriteOutcomesAsync(List<JobOutcome> batch)
     {
-        var finishes = batch.Where(o => o.Retry is null).ToList();
-        var retries = new Queue<JobOutcome>(batch.Where(o => o.Retry is not null));
+        var finishes = new List<JobOutcome>(batch.Count);
+        Queue<JobOutcome>? retries = null;
+        foreach (var o in batch)
+        {
+            if (o.Retry is null)
+                finishes.Add(o);
+            else
+                (retries ??= new()).Enqueue(o);
+        }
         var failures = 0;
         long? giveUpAt = null;
-        while (finishes.Count > 0 || retries.Count > 0)
+        while (finishes.Count > 0 || retries is { Count: > 0 })
         {
             try
             {
                 if (finishes.Count > 0)
                 {
                     var written = await _store.FinishJobsAsync(finishes, WorkerId, CancellationToken.None).ConfigureAwait(false);
-                    foreach (var o in finishes.Where(o => !written.Contains(o.Job.Id)))
-                        Log.StaleOutcome(_log, "finish_job", o.Job.Id);
+                    if (written.Count < finishes.Count)
+                    {
+                        foreach (var o in finishes)
+                        {
+                            if (!written.Contains(o.Job.Id))
+                                Log.StaleOutcome(_log, "finish_job", o.Job.Id);
+                        }
+                    }
                     finishes.Clear();
                 }
-                while (retries.TryPeek(out var retry))
+                while (retries is not null && retries.TryPeek(out var retry))
                 {
                     await WriteRetryAsync(retry).ConfigureAwait(false);
                     retries.Dequeue();
@@ -50,7 +73,7 @@ internal sealed partial class Worker
             {
                 // Keep the outcomes and try again: a lost write would leave the job 'doing'.
                 var delay = Backoff(++failures);
-                var pending = finishes.Count + retries.Count;
+                var pending = finishes.Count + (retries?.Count ?? 0);
                 if (_stopping.IsCancellationRequested)
                 {
                     giveUpAt ??= _time.GetTimestamp();

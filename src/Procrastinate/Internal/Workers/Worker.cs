@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using System.Text.Json;
-using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 
@@ -23,12 +22,20 @@ internal sealed partial class Worker
     private readonly WorkerOptions _options;
     private readonly Connector _store;
     private readonly ILogger _log;
+    private readonly bool _logScopes;
     private readonly TimeProvider _time;
     private readonly ConcurrentDictionary<long, RunningJob> _running = new();
+    private int _held; // _running's size, read on every fetch decision (ConcurrentDictionary.Count takes every lock)
     private readonly ConcurrentQueue<RunningJob> _buffer = new();
-    private int _executing;
+    private int _executing; // executor slots taken: executors running (or queued to run) buffered jobs
+    private int _executorQueued; // NoneQueued, Queued (a new executor has not looked at the buffer yet), or QueuedOwingNotify
+    private TaskCompletionSource? _drained; // set at stop; completed when the last executor leaves
     private volatile bool _draining;
-    private readonly Channel<JobOutcome> _outcomes = Channel.CreateUnbounded<JobOutcome>(new UnboundedChannelOptions { SingleReader = true });
+    // Outcomes for the completer. Not a Channel: a writer that is about to go idle wakes the
+    // completer on its own thread (AsyncSignal.SetInline) instead of a pool hop.
+    private readonly ConcurrentQueue<JobOutcome> _outcomes = new();
+    private readonly AsyncSignal _outcomesReady;
+    private volatile bool _outcomesComplete;
     private readonly AsyncSignal _wake;
     private readonly CancellationTokenSource _stopping = new();
     private string[]? _queues;
@@ -46,13 +53,15 @@ internal sealed partial class Worker
         _log = options.LoggerFactory?.CreateLogger("Procrastinate") ?? app.Logger;
         _time = app.Options.TimeProvider;
         _wake = new AsyncSignal(_time);
+        _outcomesReady = new AsyncSignal(_time);
+        // NullLogger's scopes are no-ops; any other logger may hand the scope to the job's own log records.
+        _logScopes = _log is not Microsoft.Extensions.Logging.Abstractions.NullLogger;
     }
 
     private sealed class RunningJob(Job job, JobContext context)
     {
         public Job Job { get; } = job;
         public JobContext Context { get; } = context;
-        public Task Execution { get; set; } = Task.CompletedTask;
         public DateTimeOffset? StartedAt { get; set; }
         public long ClaimedAt { get; init; }
     }
@@ -115,7 +124,8 @@ internal sealed partial class Worker
         {
             await _stopping.CancelAsync().ConfigureAwait(false);
             await DrainAsync().ConfigureAwait(false);
-            _outcomes.Writer.TryComplete();
+            _outcomesComplete = true;
+            _outcomesReady.Set();
             await completer.ConfigureAwait(false);
             // Heartbeat and abort polling run until the last job has ended (COMPAT.md W12).
             await side.CancelAsync().ConfigureAwait(false);
@@ -130,7 +140,6 @@ internal sealed partial class Worker
             }
             _app.RemoveWorker(State);
             Log.WorkerStopped(_log, "stop_worker", _options.Name, WorkerId);
-            _wake.Dispose();
             _stopping.Dispose();
         }
     }
@@ -142,27 +151,36 @@ internal sealed partial class Worker
 
     /// <summary>
     /// Whether a claim now is worth its round trip: an executor is idle with nothing buffered,
-    /// or at least half the capacity is free (so claims come in batches).
+    /// or at least half the capacity is free (so claims come in batches). Not while a full
+    /// completion batch of outcomes waits to be written: each is a job still 'doing' in the
+    /// database, and claiming on would let them pile up (executors can outrun the completer by
+    /// far) until the completion statement, whose cost grows with the 'doing' rows, stalls.
+    /// The completer wakes the fetcher after the batch that relieves it.
     /// </summary>
     private bool ShouldFetch()
     {
-        var room = Capacity - _running.Count;
-        return room > 0 && (_buffer.IsEmpty && Volatile.Read(ref _executing) < _options.Concurrency || room >= Math.Max(1, Capacity / 2));
+        var room = Capacity - Volatile.Read(ref _held);
+        return room > 0
+            && UnwrittenOutcomes < MaxCompletionBatch
+            && (_buffer.IsEmpty && Volatile.Read(ref _executing) < _options.Concurrency || room >= Math.Max(1, Capacity / 2));
     }
+
+    /// <summary>Jobs that ended here and whose outcome is not written yet (still 'doing' in the database).</summary>
+    private int UnwrittenOutcomes => Volatile.Read(ref _pendingOutcomes) - Volatile.Read(ref _held);
 
     private async Task FetchLoopAsync(CancellationToken stop)
     {
         var failures = 0;
         while (!stop.IsCancellationRequested)
         {
-            var room = Capacity - _running.Count;
+            var room = Capacity - Volatile.Read(ref _held);
             var fetched = false;
             if (ShouldFetch())
             {
                 _wake.Reset();
                 // Read before the claim: an empty claim only proves there is nothing left when all
                 // of this worker's outcomes were committed before the claim's snapshot was taken.
-                var idle = _running.IsEmpty && Volatile.Read(ref _pendingOutcomes) == 0;
+                var idle = Volatile.Read(ref _held) == 0 && Volatile.Read(ref _pendingOutcomes) == 0;
                 IReadOnlyList<Job> jobs;
                 try
                 {
@@ -185,7 +203,7 @@ internal sealed partial class Worker
                 fetched = true;
                 foreach (var job in jobs)
                     Claim(job);
-                FillSlots();
+                StartExecutor();
                 _lastFetchFull = jobs.Count == room;
                 if (jobs.Count == room && ShouldFetch())
                     continue;
@@ -247,44 +265,189 @@ internal sealed partial class Worker
     /// <summary>Takes a claimed job into the local buffer (and the running map, so aborts find it).</summary>
     private void Claim(Job job)
     {
-        var context = new JobContext(_app, job, _info, _time.GetUtcNow(),
-            _options.AdditionalContext ?? EmptyContext, new CancellationTokenSource());
+        var context = new JobContext(_app, job, _info, _time.GetUtcNow(), _options.AdditionalContext ?? EmptyContext);
         var running = new RunningJob(job, context) { ClaimedAt = _time.GetTimestamp() };
-        _running[job.Id] = running;
+        while (true)
+        {
+            if (_running.TryAdd(job.Id, running))
+            {
+                Interlocked.Increment(ref _held);
+                break;
+            }
+            // Still held under an older claim of the same job (a stale one being given back): replace it.
+            if (_running.TryGetValue(job.Id, out var older) && _running.TryUpdate(job.Id, running, older))
+                break;
+        }
         Interlocked.Increment(ref _pendingOutcomes);
         _buffer.Enqueue(running);
     }
 
-    /// <summary>Starts buffered jobs while executors are free (not once the worker stops).</summary>
-    private void FillSlots()
+    /// <summary>Leaves the running map (and the held count with it).</summary>
+    private void Forget(RunningJob running)
     {
-        while (!_draining)
+        if (_running.TryRemove(new KeyValuePair<long, RunningJob>(running.Job.Id, running)))
+            Interlocked.Decrement(ref _held);
+    }
+
+    // ---- Executors -----------------------------------------------------------------------------
+    //
+    // An executor takes one slot of the concurrency and runs buffered jobs one after the other
+    // on a pool thread, until the buffer is empty. Before it starts a job while more jobs wait, it
+    // queues one more executor (if a slot is free and none is queued yet), so a job never waits
+    // behind a synchronous body while a slot is free, and a burst of short jobs costs one or two
+    // pool work items instead of one per job. Bodies start only on executors: never on the
+    // fetcher, the completer, or the thread that completed the previous job's asynchronous body.
+    // Each pool work item wakes pool threads that spin before they sleep again: on a small
+    // machine that spinning, not the jobs, was most of the worker's CPU.
+
+    private const int NoneQueued = 0;
+    private const int Queued = 1;
+    private const int QueuedOwingNotify = 2; // ... and it tells the completer and the fetcher when it starts
+
+    /// <summary>Queues one more executor while jobs wait and a slot is free, unless one is queued already (it takes them).</summary>
+    private void StartExecutor()
+    {
+        while (!_draining && !_buffer.IsEmpty)
         {
-            var executing = Volatile.Read(ref _executing);
-            if (executing >= _options.Concurrency)
+            if (Interlocked.CompareExchange(ref _executorQueued, Queued, NoneQueued) != NoneQueued)
                 return;
-            if (Interlocked.CompareExchange(ref _executing, executing + 1, executing) != executing)
-                continue;
-            if (!_buffer.TryDequeue(out var running))
+            var executing = Volatile.Read(ref _executing);
+            if (executing < _options.Concurrency && Interlocked.CompareExchange(ref _executing, executing + 1, executing) == executing)
             {
-                Interlocked.Decrement(ref _executing);
-                // A job buffered meanwhile could have seen no free executor: look again.
-                if (_buffer.IsEmpty)
-                    return;
-                continue;
+                State.SetRunning(executing + 1);
+                // Like Task.Run (execution context flows, local queue first), without a Task.
+                ThreadPool.QueueUserWorkItem(static worker => worker.RunExecutor(queued: true), this, preferLocal: true);
+                return;
             }
+            // No executor after all: a notification left for it is made here.
+            if (Interlocked.Exchange(ref _executorQueued, NoneQueued) == QueuedOwingNotify)
+                Notify(inline: false);
+            // Every slot is taken: the executor that frees one looks at the buffer again. A slot
+            // freed while the flag was up went unseen by its executor: try again.
+            if (Volatile.Read(ref _executing) >= _options.Concurrency)
+                return;
+        }
+    }
+
+    private void RunExecutor(bool queued)
+    {
+        // From now on, jobs buffered need another executor. An executor that ran jobs meanwhile
+        // may have left the notification of their outcomes to this one, on this thread.
+        if (queued && Interlocked.Exchange(ref _executorQueued, NoneQueued) == QueuedOwingNotify)
+            Notify(inline: true);
+        var owed = false; // outcomes written (and room freed) that the completer and the fetcher were not told about
+        while (TryTakeBuffered(out var running))
+        {
+            if (owed)
+            {
+                NotifySoon(); // before a body that may run long
+                owed = false;
+            }
+            if (!_buffer.IsEmpty)
+                StartExecutor(); // before this job's body may block this thread
+            var execution = ExecuteAsync(running);
+            if (!execution.IsCompleted)
+            {
+                // The body went asynchronous: this executor goes on from a fresh pool work item when
+                // the job ends, not on whatever thread completes it.
+                execution.ContinueWith(static (execution, worker) => ((Worker)worker!).ResumeExecutor(execution), this,
+                    CancellationToken.None, TaskContinuationOptions.DenyChildAttach, TaskScheduler.Default);
+                return;
+            }
+            ObserveFault(execution);
+            // Another job follows: tell them before it starts. Otherwise this executor is about to
+            // leave and tells them then, on its own thread (LeaveExecutor).
+            if (_buffer.IsEmpty)
+                owed = true;
+            else
+                NotifySoon();
+        }
+        LeaveExecutor(owed);
+    }
+
+    /// <summary>
+    /// Tells the completer and the fetcher before this executor starts another job: through the
+    /// executor queued meanwhile, if any (it does it on its thread as it starts, which saves the
+    /// pool work items of two wake-ups), otherwise by waking them on the pool.
+    /// </summary>
+    private void NotifySoon()
+    {
+        if (Interlocked.CompareExchange(ref _executorQueued, QueuedOwingNotify, Queued) == NoneQueued)
+            Notify(inline: false);
+    }
+
+    /// <summary>Wakes the completer for the outcomes written, and the fetcher if the freed room calls for a claim.</summary>
+    private void Notify(bool inline)
+    {
+        if (inline)
+            _outcomesReady.SetInline();
+        else
+            _outcomesReady.Set();
+        WakeFetcherIfRoom(inline);
+    }
+
+    private void ResumeExecutor(Task execution)
+    {
+        ObserveFault(execution);
+        RunExecutor(queued: false);
+    }
+
+    /// <summary>
+    /// A run whose bookkeeping threw (a throwing logger provider or listener) never wrote its
+    /// outcome: the job stays claimed until rescued, as before. The executor goes on with the next.
+    /// </summary>
+    private static void ObserveFault(Task execution) => _ = execution.Exception;
+
+    /// <summary>The next buffered job this executor may start; none once the worker stops.</summary>
+    private bool TryTakeBuffered([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out RunningJob? running)
+    {
+        while (!_draining && _buffer.TryDequeue(out running))
+        {
             if (_time.GetElapsedTime(running.ClaimedAt) > _options.StalledWorkerTimeout)
             {
                 // Claimed so long ago (this process was paused, say) that the job may have been
                 // rescued and claimed elsewhere: do not run it; give it back if it is still ours.
-                Interlocked.Decrement(ref _executing);
                 _ = ReleaseStaleAsync(running);
                 continue;
             }
             running.StartedAt = _time.GetUtcNow();
-            State.SetRunning(Volatile.Read(ref _executing));
-            // Task.Run: the synchronous start of a body never holds up the fetcher or a finishing job.
-            running.Execution = Task.Run(() => ExecuteAsync(running));
+            return true;
+        }
+        running = null;
+        return false;
+    }
+
+    private void LeaveExecutor(bool owed)
+    {
+        var left = Interlocked.Decrement(ref _executing);
+        State.SetRunning(left);
+        if (left == 0)
+            Volatile.Read(ref _drained)?.TrySetResult();
+        // A job buffered meanwhile may have seen no free slot: look again.
+        if (!_buffer.IsEmpty)
+            StartExecutor();
+        // This thread has nothing else to do: the completer and the fetcher run on it up to their
+        // next await instead of hopping to other threads. An idle executor is a reason to claim.
+        if (owed)
+        {
+            Interlocked.CompareExchange(ref _executorQueued, Queued, QueuedOwingNotify); // done here
+            _outcomesReady.SetInline();
+        }
+        WakeFetcherIfRoom(inline: true);
+    }
+
+    /// <summary>
+    /// Wakes the fetcher when there is room worth a claim, while claims return full batches (or
+    /// in one-shot mode); otherwise it sleeps until a notification or the poll interval.
+    /// </summary>
+    private void WakeFetcherIfRoom(bool inline)
+    {
+        if ((!_options.Wait || _lastFetchFull) && ShouldFetch())
+        {
+            if (inline)
+                _wake.SetInline();
+            else
+                _wake.Set();
         }
     }
 
@@ -298,11 +461,13 @@ internal sealed partial class Worker
         var context = running.Context;
         var started = _time.GetTimestamp();
         var telemetry = _app.Telemetry;
-        var tags = AppTelemetry.Tags(job.TaskName, job.Queue);
-        telemetry.Started.Add(1, tags);
+        // Tag lists, scopes and spans only when someone listens: they would be built for every job.
+        if (telemetry.Started.Enabled)
+            telemetry.Started.Add(1, AppTelemetry.Tags(job.TaskName, job.Queue));
         JobOutcome outcome;
+        var resumed = false; // the body went asynchronous: this runs on whatever thread completed it
         using (var activity = StartProcessActivity(job))
-        using (_log.BeginScope(new JobLogScope(job, WorkerId, _options.Name)))
+        using (_logScopes ? _log.BeginScope(new JobLogScope(job, WorkerId, _options.Name)) : null)
         {
             var task = _app.FindTask(job.TaskName);
             if (task is null)
@@ -312,9 +477,12 @@ internal sealed partial class Worker
             }
             else
             {
-                Log.JobStarted(_log, "start_job", job.Id, job.TaskName, job.Queue, job.Attempts + 1,
-                    _app.Options.LogArguments ? " with arguments " + job.ArgsJson : "");
-                outcome = await RunBodyAsync(task, job, context, started).ConfigureAwait(false);
+                if (_log.IsEnabled(LogLevel.Information))
+                    Log.JobStarted(_log, "start_job", job.Id, job.TaskName, job.Queue, job.Attempts + 1,
+                        _app.Options.LogArguments ? " with arguments " + job.ArgsJson : "");
+                var body = RunBodyAsync(task, job, context, started);
+                resumed = !body.IsCompleted;
+                outcome = await body.ConfigureAwait(false);
             }
             if (activity is not null)
             {
@@ -327,24 +495,26 @@ internal sealed partial class Worker
             }
         }
 
-        tags.Add("procrastinate.job.status", outcome.Retry is null ? outcome.Status.ToDbString() : "retried");
-        telemetry.Completed.Add(1, tags);
-        telemetry.Duration.Record(outcome.Duration.TotalSeconds, tags);
-        if (outcome.Retry is not null)
+        if (telemetry.Completed.Enabled || telemetry.Duration.Enabled)
+        {
+            var tags = AppTelemetry.Tags(job.TaskName, job.Queue);
+            tags.Add("procrastinate.job.status", outcome.Retry is null ? outcome.Status.ToDbString() : "retried");
+            telemetry.Completed.Add(1, tags);
+            telemetry.Duration.Record(outcome.Duration.TotalSeconds, tags);
+        }
+        if (outcome.Retry is not null && telemetry.Retried.Enabled)
             telemetry.Retried.Add(1, AppTelemetry.Tags(job.TaskName, job.Queue));
 
         context.DisposeAbortSource();
         _options.OutcomeObserver?.Invoke(outcome);
         // Leave the running map before the completer can see the outcome: a one-shot worker
         // decides it is idle from the map and the pending-outcome count together.
-        _running.TryRemove(job.Id, out _);
-        Interlocked.Decrement(ref _executing);
+        Forget(running);
         State.JobCompleted();
-        _outcomes.Writer.TryWrite(outcome);
-        FillSlots();
-        State.SetRunning(Volatile.Read(ref _executing));
-        if ((!_options.Wait || _lastFetchFull) && ShouldFetch())
-            _wake.Set();
+        _outcomes.Enqueue(outcome);
+        // After a synchronous run, the executor tells the completer and the fetcher (RunExecutor).
+        if (resumed)
+            Notify(inline: false);
     }
 
     /// <summary>The consumer span of one run, linked to the producer span that deferred the job.</summary>
@@ -457,14 +627,18 @@ internal sealed partial class Worker
     {
         _draining = true;
         await ReleaseBufferedAsync().ConfigureAwait(false);
-        var executions = _running.Values.Where(r => r.StartedAt is not null).Select(r => r.Execution).ToArray();
-        if (executions.Length == 0)
+        // Executors leave once their job has ended and its outcome is queued; the last one
+        // completes this (it reads it after taking its slot back, so one of the two sees the other).
+        var drained = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Interlocked.Exchange(ref _drained, drained);
+        if (Volatile.Read(ref _executing) == 0)
             return;
-        Log.WorkerStopping(_log, "stop_worker", _options.Name, executions.Length);
-        var all = Task.WhenAll(executions);
+        var started = _running.Values.Count(r => r.StartedAt is not null);
+        if (started > 0)
+            Log.WorkerStopping(_log, "stop_worker", _options.Name, started);
         if (_options.ShutdownGracefulTimeout is { } timeout)
         {
-            var finished = await Task.WhenAny(all, Task.Delay(timeout, _time, CancellationToken.None)).ConfigureAwait(false) == all;
+            var finished = await Task.WhenAny(drained.Task, Task.Delay(timeout, _time, CancellationToken.None)).ConfigureAwait(false) == drained.Task;
             if (!finished)
             {
                 Log.ShutdownAbort(_log, "stop_worker", _running.Count);
@@ -472,7 +646,7 @@ internal sealed partial class Worker
                     running.Context.RequestAbort(AbortReason.Shutdown);
             }
         }
-        await all.ConfigureAwait(false);
+        await drained.Task.ConfigureAwait(false);
     }
 
     private async Task ReleaseStaleAsync(RunningJob running)
@@ -487,7 +661,7 @@ internal sealed partial class Worker
         }
         finally
         {
-            _running.TryRemove(running.Job.Id, out _);
+            Forget(running);
             running.Context.DisposeAbortSource();
             Interlocked.Decrement(ref _pendingOutcomes);
             _wake.Set();
@@ -513,7 +687,7 @@ internal sealed partial class Worker
         }
         foreach (var running in unstarted)
         {
-            _running.TryRemove(running.Job.Id, out _);
+            Forget(running);
             running.Context.DisposeAbortSource();
             Interlocked.Decrement(ref _pendingOutcomes);
         }
