@@ -38,7 +38,7 @@ public sealed class LayoutTests
             var status = await app.Schema.CheckAsync();
             Assert.True(status.IsUsable);
             Assert.Equal(SchemaLayout.Lean, status.Layout);
-            Assert.Equal("procrastinate_lean_jobs_deleted,procrastinate_lean_jobs_inserted,procrastinate_lean_jobs_updated,procrastinate_lean_workers_deleted",
+            Assert.Equal("procrastinate_jobs_notify_queue_job_aborted_v1,procrastinate_lean_jobs_deleted,procrastinate_lean_jobs_inserted,procrastinate_lean_jobs_updated,procrastinate_lean_workers_deleted",
                 await TriggerNames(cs));
             // The foreign keys checked row by row are gone.
             Assert.Equal(0L, await Scalar<long>(cs,

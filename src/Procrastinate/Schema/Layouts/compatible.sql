@@ -15,6 +15,7 @@ DROP INDEX IF EXISTS procrastinate_jobs_queueing_lock_idx_lean;
 DROP INDEX IF EXISTS procrastinate_jobs_lock_idx_lean;
 DROP INDEX IF EXISTS procrastinate_jobs_queue_idx_lean;
 DROP INDEX IF EXISTS procrastinate_jobs_lock_rule_idx_lean;
+DROP INDEX IF EXISTS procrastinate_jobs_scheduled_idx_lean;
 
 CREATE UNIQUE INDEX procrastinate_jobs_queueing_lock_idx_v1
     ON procrastinate_jobs (queueing_lock) WHERE status = 'todo';
@@ -47,11 +48,6 @@ CREATE TRIGGER procrastinate_jobs_notify_queue_job_inserted_v1
     AFTER INSERT ON procrastinate_jobs
     FOR EACH ROW WHEN ((new.status = 'todo'::procrastinate_job_status))
     EXECUTE PROCEDURE procrastinate_notify_queue_job_inserted_v1();
-
-CREATE TRIGGER procrastinate_jobs_notify_queue_job_aborted_v1
-    AFTER UPDATE OF abort_requested ON procrastinate_jobs
-    FOR EACH ROW WHEN (((old.abort_requested = false) AND (new.abort_requested = true) AND (new.status = 'doing'::procrastinate_job_status)))
-    EXECUTE PROCEDURE procrastinate_notify_queue_abort_job_v1();
 
 CREATE TRIGGER procrastinate_trigger_status_events_update_v1
     AFTER UPDATE OF status ON procrastinate_jobs

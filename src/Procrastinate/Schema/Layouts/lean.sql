@@ -4,7 +4,8 @@
 -- the library sends works unchanged; what changes is how the rows are kept:
 --   * the per-row plpgsql triggers become statement-level triggers over transition tables:
 --     the event rows of a whole statement are written by one INSERT ... SELECT, and a defer
---     statement sends one notification per queue instead of two per job;
+--     statement sends one notification per queue instead of two per job (the abort-request
+--     notification keeps its row trigger: its WHEN clause makes it free for other updates);
 --   * foreign keys that PostgreSQL checks row by row are dropped: jobs -> workers (each claim
 --     took a FOR KEY SHARE lock on the worker row), events -> jobs, periodic defers -> jobs,
 --     trace -> jobs; the statement triggers do their cascades;
@@ -18,7 +19,6 @@
 -- Triggers and foreign keys of the compatible layout --------------------------------------
 
 DROP TRIGGER IF EXISTS procrastinate_jobs_notify_queue_job_inserted_v1 ON procrastinate_jobs;
-DROP TRIGGER IF EXISTS procrastinate_jobs_notify_queue_job_aborted_v1 ON procrastinate_jobs;
 DROP TRIGGER IF EXISTS procrastinate_trigger_status_events_update_v1 ON procrastinate_jobs;
 DROP TRIGGER IF EXISTS procrastinate_trigger_status_events_insert_v1 ON procrastinate_jobs;
 DROP TRIGGER IF EXISTS procrastinate_trigger_scheduled_events_v1 ON procrastinate_jobs;
@@ -63,6 +63,10 @@ CREATE INDEX procrastinate_jobs_lock_rule_idx_lean
     ON procrastinate_jobs (lock, priority DESC, id)
     WHERE lock IS NOT NULL AND status IN ('todo', 'doing');
 
+-- When the next scheduled job is due (an idle worker's timer): only scheduled jobs are in it.
+CREATE INDEX procrastinate_jobs_scheduled_idx_lean
+    ON procrastinate_jobs (scheduled_at) WHERE status = 'todo' AND scheduled_at IS NOT NULL;
+
 -- An append-only log read by job id: no primary-key index to maintain per event.
 ALTER TABLE procrastinate_events DROP CONSTRAINT IF EXISTS procrastinate_events_pkey;
 
@@ -73,10 +77,6 @@ CREATE FUNCTION procrastinate_lean_jobs_inserted()
     LANGUAGE plpgsql
 AS $$
 BEGIN
-    -- Statement triggers fire for statements that touch no row too: those cost nothing more.
-    IF NOT EXISTS (SELECT FROM new_rows) THEN
-        RETURN NULL;
-    END IF;
     -- Per job, as the compatible triggers write them: 'scheduled' (when scheduled), then 'deferred'
     -- (the lateral VALUES yields them in that order).
     INSERT INTO procrastinate_events (job_id, type, at)
@@ -101,9 +101,6 @@ CREATE FUNCTION procrastinate_lean_jobs_updated()
     LANGUAGE plpgsql
 AS $$
 BEGIN
-    IF NOT EXISTS (SELECT FROM new_rows) THEN
-        RETURN NULL;
-    END IF;
     -- The compatible triggers' events, in their order for each job: abort requested, scheduled,
     -- status change (the lateral VALUES yields them in that order; ids follow). Enum-typed
     -- constants, so nothing is parsed per row.
@@ -134,11 +131,6 @@ BEGIN
     ) AS e(type, at)
     WHERE e.type IS NOT NULL;
 
-    PERFORM pg_notify(c.channel, json_build_object('type', 'abort_job_requested', 'job_id', n.id)::text)
-    FROM old_rows AS o
-    JOIN new_rows AS n ON n.id = o.id
-    CROSS JOIN LATERAL (VALUES ('procrastinate_queue_v1#' || n.queue_name), ('procrastinate_any_queue_v1')) AS c(channel)
-    WHERE NOT o.abort_requested AND n.abort_requested AND n.status = 'doing'::procrastinate_job_status;
     RETURN NULL;
 END;
 $$;
@@ -148,6 +140,8 @@ CREATE FUNCTION procrastinate_lean_jobs_deleted()
     LANGUAGE plpgsql
 AS $$
 BEGIN
+    -- Statement triggers fire for statements that delete no row too (the completion's delete
+    -- part, most of the time): skip the three statements then.
     IF NOT EXISTS (SELECT FROM old_rows) THEN
         RETURN NULL;
     END IF;
