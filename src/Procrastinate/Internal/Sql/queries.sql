@@ -115,6 +115,9 @@ RETURNING j.id, j.queue_name, j.task_name, j.priority, j.lock, j.queueing_lock, 
 -- guarded: a row changes only while it is still the run this worker claimed (status doing,
 -- same attempts, claimed by this worker, or orphaned by a prune). A late write from a worker
 -- presumed dead therefore changes nothing. Returns the ids that were written.
+-- "status::text = 'doing'" (here and in the statements below that look jobs up by id) keeps
+-- the planner off the partial indexes of running jobs: with statistics taken while few jobs
+-- ran, it would scan every running job for each input row instead of looking ids up.
 WITH input AS (
     SELECT * FROM unnest($1::bigint[], $2::text[]::procrastinate_job_status[], $3::integer[], $4::boolean[])
         AS t(id, end_status, attempts, delete_job)
@@ -123,7 +126,7 @@ deleted AS (
     DELETE FROM procrastinate_jobs AS j
     USING input
     WHERE j.id = input.id AND input.delete_job
-      AND j.status = 'doing'::procrastinate_job_status AND j.attempts = input.attempts
+      AND j.status::text = 'doing' AND j.attempts = input.attempts
       AND (j.worker_id = $5 OR j.worker_id IS NULL)
     RETURNING j.id
 ),
@@ -132,7 +135,7 @@ updated AS (
     SET status = input.end_status, abort_requested = false, attempts = j.attempts + 1
     FROM input
     WHERE j.id = input.id AND NOT input.delete_job
-      AND j.status = 'doing'::procrastinate_job_status AND j.attempts = input.attempts
+      AND j.status::text = 'doing' AND j.attempts = input.attempts
       AND (j.worker_id = $5 OR j.worker_id IS NULL)
     RETURNING j.id
 )
@@ -185,7 +188,7 @@ SELECT worker_id FROM procrastinate_prune_stalled_workers_v1($1);
 -- name: list_abort_requested
 -- COMPAT.md 3.7, restricted to the jobs this worker runs.
 SELECT id FROM procrastinate_jobs
-WHERE status = 'doing'::procrastinate_job_status AND abort_requested AND id = ANY($1::bigint[]);
+WHERE id = ANY($1::bigint[]) AND status::text = 'doing' AND abort_requested;
 
 -- name: cancel_job
 SELECT procrastinate_cancel_job_v1($1, $2, $3) AS id;
@@ -260,7 +263,7 @@ SELECT procrastinate_finish_job_v1($1, 'failed'::procrastinate_job_status, false
 -- name: reclaim_running_jobs
 -- After re-registering (COMPAT.md W5): the jobs this process still runs belong to it again.
 UPDATE procrastinate_jobs SET worker_id = $2
-WHERE id = ANY($1::bigint[]) AND status = 'doing'::procrastinate_job_status AND worker_id IS NULL;
+WHERE id = ANY($1::bigint[]) AND status::text = 'doing' AND worker_id IS NULL;
 
 -- name: next_scheduled_at
 -- When the next future job of the served queues becomes due (database clock), so an idle
@@ -366,5 +369,5 @@ GROUP BY queue_name;
 UPDATE procrastinate_jobs AS j
 SET status = 'todo'::procrastinate_job_status, worker_id = NULL
 FROM unnest($1::bigint[], $2::integer[]) AS input(id, attempts)
-WHERE j.id = input.id AND j.status = 'doing'::procrastinate_job_status AND j.attempts = input.attempts
+WHERE j.id = input.id AND j.status::text = 'doing' AND j.attempts = input.attempts
   AND (j.worker_id = $3 OR j.worker_id IS NULL) AND NOT j.abort_requested;
