@@ -221,8 +221,9 @@ public sealed class NpgsqlConnector : Connector
                     throw new InvalidOperationException($"Reserved {count} job ids for {n} jobs.");
             }
             Array.Sort(ids);
-            // The trace rows must commit with the jobs: without the caller's transaction, take one.
-            if (trace is not null && transaction is null)
+            // The trace rows must commit with the jobs: on a pooled connection of ours, take a
+            // transaction; a caller's connection stays in whatever transaction the caller has.
+            if (trace is not null && owned)
                 ownTransaction = async ? await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false) : connection.BeginTransaction();
             try
             {
