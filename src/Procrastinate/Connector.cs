@@ -46,6 +46,10 @@ public abstract class Connector : IAsyncDisposable, IDisposable
 
     internal abstract ValueTask<IReadOnlyList<long>> PruneStalledWorkersAsync(TimeSpan olderThan, CancellationToken cancellationToken);
 
+    /// <summary>The most jobs one claim returns (the SQL of fetch_jobs has it as a constant).</summary>
+    internal const int MaxClaim = 1000;
+
+    /// <summary>Claims up to <paramref name="maxJobs"/> (at most <see cref="MaxClaim"/>) jobs, in fetch order.</summary>
     internal abstract ValueTask<IReadOnlyList<Job>> FetchJobsAsync(string[]? queues, long workerId, int maxJobs, CancellationToken cancellationToken);
 
     /// <summary>Writes final statuses (guarded by status, attempts and worker); returns the ids written.</summary>

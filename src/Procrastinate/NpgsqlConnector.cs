@@ -456,12 +456,23 @@ public sealed class NpgsqlConnector : Connector
     internal override async ValueTask<IReadOnlyList<Job>> FetchJobsAsync(string[]? queues, long workerId, int maxJobs, CancellationToken cancellationToken)
     {
         await using var connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = new NpgsqlCommand(SqlQueries.Get("fetch_jobs"), connection);
+        await using var batch = new NpgsqlBatch(connection);
+        if (queues is null)
+        {
+            // Every call of the claim for all queues has the same best plan (queries.sql), so
+            // plan it once: PostgreSQL's choice between a generic and a custom plan averages the
+            // cost of every custom plan so far, and after a worker started on an empty table it
+            // kept planning each claim anew for thousands of claims. SET LOCAL ends with this
+            // batch's implicit transaction. With queues, a custom plan may use the queue index.
+            batch.BatchCommands.Add(new NpgsqlBatchCommand(SqlQueries.Get("plan_claim_once")));
+        }
+        var cmd = new NpgsqlBatchCommand(SqlQueries.Get("fetch_jobs"));
         cmd.Parameters.Add(Nullable(queues, NpgsqlDbType.Array | NpgsqlDbType.Varchar));
         cmd.Parameters.Add(new NpgsqlParameter<long> { TypedValue = workerId });
-        cmd.Parameters.Add(new NpgsqlParameter<int> { TypedValue = maxJobs });
-        var jobs = new List<Job>(maxJobs);
-        await using (var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        cmd.Parameters.Add(new NpgsqlParameter<int> { TypedValue = Math.Min(maxJobs, MaxClaim) });
+        batch.BatchCommands.Add(cmd);
+        var jobs = new List<Job>(Math.Min(maxJobs, MaxClaim));
+        await using (var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
         {
             var columns = JobColumns.Of(reader);
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))

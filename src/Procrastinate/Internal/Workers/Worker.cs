@@ -165,6 +165,9 @@ internal sealed partial class Worker
             && (_buffer.IsEmpty && Volatile.Read(ref _executing) < _options.Concurrency || room >= Math.Max(1, Capacity / 2));
     }
 
+    /// <summary>How many jobs a claim now may take: the free capacity, at most <see cref="Connector.MaxClaim"/>.</summary>
+    private int ClaimRoom => Math.Min(Capacity - Volatile.Read(ref _held), Connector.MaxClaim);
+
     /// <summary>Jobs that ended here and whose outcome is not written yet (still 'doing' in the database).</summary>
     private int UnwrittenOutcomes => Volatile.Read(ref _pendingOutcomes) - Volatile.Read(ref _held);
 
@@ -173,7 +176,7 @@ internal sealed partial class Worker
         var failures = 0;
         while (!stop.IsCancellationRequested)
         {
-            var room = Capacity - Volatile.Read(ref _held);
+            var room = ClaimRoom;
             var fetched = false;
             if (ShouldFetch())
             {

@@ -1,0 +1,141 @@
+using Npgsql;
+using Procrastinate.Internal.Sql;
+using Procrastinate.Tests.Defer;
+using Procrastinate.Tests.Infrastructure;
+
+namespace Procrastinate.Tests.Workers;
+
+/// <summary>
+/// The claim (fetch_jobs) is planned once and for all: its generic plan walks the priority index
+/// and looks the claimed rows up by primary key, the connector makes PostgreSQL use that plan
+/// for claims on all queues, and the candidate scan, whose limit is a constant, still locks
+/// only the rows the claim returns. With "LIMIT $3", PostgreSQL planned every claim anew
+/// (about 0.24 ms each), because the generic plan, costed for an unknown limit, hashed the
+/// whole job table.
+/// </summary>
+public abstract class ClaimPlanTests(DatabaseFixture db) : IAsyncLifetime
+{
+    public Task InitializeAsync() => db.ResetAsync();
+
+    public Task DisposeAsync() => Task.CompletedTask;
+
+    private async Task<long> RegisterWorkerAsync()
+    {
+        await db.ExecAsync("INSERT INTO procrastinate_workers DEFAULT VALUES");
+        return await db.ScalarAsync<long>("SELECT max(id) FROM procrastinate_workers");
+    }
+
+    private Task InsertTodoAsync(int count) =>
+        db.ExecAsync($"INSERT INTO procrastinate_jobs (queue_name, task_name, args) SELECT 'default', 'plan', '{{}}' FROM generate_series(1, {count})");
+
+    [Fact]
+    public async Task The_generic_plan_walks_the_priority_index_and_looks_claimed_rows_up_by_primary_key()
+    {
+        var worker = await RegisterWorkerAsync();
+        await InsertTodoAsync(20_000);
+        await db.ExecAsync("UPDATE procrastinate_jobs SET status = 'succeeded' WHERE id % 2 = 0");
+        await db.ExecAsync("ANALYZE procrastinate_jobs");
+
+        await using var connection = await db.DataSource.OpenConnectionAsync();
+        await using (var prepare = new NpgsqlCommand(
+            $"SET plan_cache_mode = force_generic_plan; PREPARE claim(character varying[], bigint, integer) AS {SqlQueries.Get("fetch_jobs")}", connection))
+            await prepare.ExecuteNonQueryAsync();
+        await using var explain = new NpgsqlCommand($"EXPLAIN (COSTS OFF) EXECUTE claim(NULL, {worker}, 10)", connection);
+        var lines = new List<string>();
+        await using (var reader = await explain.ExecuteReaderAsync())
+            while (await reader.ReadAsync())
+                lines.Add(reader.GetString(0));
+        var plan = string.Join('\n', lines);
+
+        Assert.True(plan.Contains("procrastinate_jobs_priority_idx_v1", StringComparison.Ordinal), plan);
+        Assert.True(plan.Contains("procrastinate_jobs_pkey", StringComparison.Ordinal), plan);
+        Assert.False(plan.Contains("Seq Scan on procrastinate_jobs", StringComparison.Ordinal), plan);
+        Assert.False(plan.Contains("Hash Join", StringComparison.Ordinal), plan);
+    }
+
+    [Fact]
+    public async Task Claims_on_all_queues_use_the_generic_plan_from_the_first()
+    {
+        var worker = await RegisterWorkerAsync();
+        await InsertTodoAsync(200);
+        // One physical connection, so the statements prepared by the claims are visible here.
+        await using var connector = new NpgsqlConnector(db.ConnectionString + ";Maximum Pool Size=1");
+        for (var i = 0; i < 12; i++)
+            Assert.Equal(5, (await connector.FetchJobsAsync(null, worker, 5, CancellationToken.None)).Count);
+
+        await using var connection = await connector.DataSource.OpenConnectionAsync();
+        await using var cmd = new NpgsqlCommand(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE '%FOR UPDATE OF jobs SKIP LOCKED%'", connection);
+        await using var reader = await cmd.ExecuteReaderAsync();
+        Assert.True(await reader.ReadAsync(), "the claim was not prepared");
+        var (generic, custom) = (reader.GetInt64(0), reader.GetInt64(1));
+        Assert.True(generic >= 5, $"generic plans: {generic}");
+        Assert.Equal(0, custom);
+    }
+
+    [Fact]
+    public async Task A_claim_locks_only_the_jobs_it_returns()
+    {
+        var worker = await RegisterWorkerAsync();
+        await InsertTodoAsync(100);
+
+        await using var claimer = await db.DataSource.OpenConnectionAsync();
+        await using var tx = await claimer.BeginTransactionAsync();
+        await using (var claim = new NpgsqlCommand(SqlQueries.Get("fetch_jobs"), claimer, tx))
+        {
+            claim.Parameters.Add(new NpgsqlParameter { Value = DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Varchar });
+            claim.Parameters.Add(new NpgsqlParameter<long> { TypedValue = worker });
+            claim.Parameters.Add(new NpgsqlParameter<int> { TypedValue = 5 });
+            var claimed = 0;
+            await using (var reader = await claim.ExecuteReaderAsync())
+                while (await reader.ReadAsync())
+                    claimed++;
+            Assert.Equal(5, claimed);
+        }
+
+        // While the claim's transaction is open, every other todo job can still be locked.
+        var lockable = await db.ScalarAsync<long>(
+            "SELECT count(*) FROM (SELECT id FROM procrastinate_jobs WHERE status = 'todo' FOR UPDATE SKIP LOCKED) AS s");
+        Assert.Equal(95L, lockable);
+        await tx.RollbackAsync();
+    }
+
+    [Fact]
+    public async Task A_worker_whose_capacity_exceeds_the_largest_claim_keeps_claiming_without_waiting_for_the_poll()
+    {
+        await using var app = db.CreateApp();
+        // Bodies slow enough for the completer to keep up: a backlog of unwritten outcomes would
+        // wake the fetcher on its own.
+        var task = app.Task<SumArgs>("big_capacity", async (SumArgs _) => await Task.Delay(5));
+        await task.DeferManyAsync(Enumerable.Range(0, Connector.MaxClaim + 500).Select(i => new SumArgs(i, 0)));
+        using var cts = new CancellationTokenSource();
+        // Capacity 1,200 > 1,000 per claim. A full claim of 1,000 must count as full, or the
+        // fetcher would sleep until the (one-minute) poll with 500 jobs waiting.
+        var run = app.RunWorkerAsync(new WorkerOptions
+        {
+            Concurrency = 100,
+            PrefetchJobs = 1_100,
+            HandleSignals = false,
+            ListenNotify = false,
+            FetchJobPollingInterval = TimeSpan.FromMinutes(1),
+        }, cts.Token);
+        try
+        {
+            var until = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+            while (await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'") < Connector.MaxClaim + 500)
+            {
+                Assert.True(DateTime.UtcNow < until, "the worker stopped claiming");
+                await Task.Delay(50);
+            }
+        }
+        finally
+        {
+            await cts.CancelAsync();
+            await run;
+        }
+    }
+}
+
+public sealed class ClaimPlanCompatibleTests(DatabaseFixture db) : ClaimPlanTests(db), IClassFixture<DatabaseFixture>;
+
+public sealed class ClaimPlanLeanTests(LeanDatabaseFixture db) : ClaimPlanTests(db), IClassFixture<LeanDatabaseFixture>;
