@@ -459,11 +459,12 @@ public sealed class NpgsqlConnector : Connector
         await using var batch = new NpgsqlBatch(connection);
         if (queues is null)
         {
-            // Every call of the claim for all queues has the same best plan (queries.sql), so
-            // plan it once: PostgreSQL's choice between a generic and a custom plan averages the
-            // cost of every custom plan so far, and after a worker started on an empty table it
-            // kept planning each claim anew for thousands of claims. SET LOCAL ends with this
-            // batch's implicit transaction. With queues, a custom plan may use the queue index.
+            // Every claim on all queues has the same best plan (queries.sql, fetch_jobs): plan it
+            // once, whatever the statistics. PostgreSQL's own choice between a generic and a
+            // custom plan averages the cost of every custom plan so far, and after a worker started
+            // on an empty table it planned each claim anew for thousands of claims. The settings
+            // last until this batch's implicit transaction ends. With queues, a custom plan may
+            // use the queue index, so those claims keep PostgreSQL's choice.
             batch.BatchCommands.Add(new NpgsqlBatchCommand(SqlQueries.Get("plan_claim_once")));
         }
         var cmd = new NpgsqlBatchCommand(SqlQueries.Get("fetch_jobs"));
@@ -474,6 +475,8 @@ public sealed class NpgsqlConnector : Connector
         var jobs = new List<Job>(Math.Min(maxJobs, MaxClaim));
         await using (var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
         {
+            if (queues is null)
+                await reader.NextResultAsync(cancellationToken).ConfigureAwait(false); // past plan_claim_once's row
             var columns = JobColumns.Of(reader);
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
                 jobs.Add(columns.Read(reader));

@@ -74,6 +74,38 @@ public abstract class ClaimPlanTests(DatabaseFixture db) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_claim_planned_on_an_empty_table_still_walks_the_priority_index_once_the_table_has_grown()
+    {
+        var worker = await RegisterWorkerAsync();
+        await using var connector = new NpgsqlConnector(db.ConnectionString + ";Maximum Pool Size=1");
+        // A worker that starts before the first defer: the claim is prepared, and planned, on an empty table.
+        for (var i = 0; i < 8; i++)
+            Assert.Empty(await connector.FetchJobsAsync(null, worker, 5, CancellationToken.None));
+        await InsertTodoAsync(50_000); // no ANALYZE: the plan is not made again
+
+        await using var connection = await connector.DataSource.OpenConnectionAsync();
+        string name;
+        await using (var find = new NpgsqlCommand(
+            "SELECT name FROM pg_prepared_statements WHERE statement LIKE '%FOR UPDATE OF jobs SKIP LOCKED%'", connection))
+            name = (string)(await find.ExecuteScalarAsync() ?? throw new InvalidOperationException("the claim was not prepared"));
+        // The plan the claims use: the generic one PostgreSQL keeps for the prepared statement.
+        await using (var generic = new NpgsqlCommand("SET plan_cache_mode = force_generic_plan", connection))
+            await generic.ExecuteNonQueryAsync();
+        var lines = new List<string>();
+        await using (var explain = new NpgsqlCommand($"EXPLAIN (COSTS OFF) EXECUTE \"{name}\"(NULL, {worker}, 5)", connection))
+        await using (var reader = await explain.ExecuteReaderAsync())
+            while (await reader.ReadAsync())
+                lines.Add(reader.GetString(0));
+        await using (var reset = new NpgsqlCommand("RESET plan_cache_mode", connection))
+            await reset.ExecuteNonQueryAsync();
+        var plan = string.Join('\n', lines);
+
+        Assert.True(plan.Contains("procrastinate_jobs_priority_idx_v1", StringComparison.Ordinal), plan);
+        Assert.False(plan.Contains("Seq Scan on procrastinate_jobs", StringComparison.Ordinal), plan);
+        Assert.False(plan.Contains("Sort", StringComparison.Ordinal), plan);
+    }
+
+    [Fact]
     public async Task A_claim_locks_only_the_jobs_it_returns()
     {
         var worker = await RegisterWorkerAsync();
