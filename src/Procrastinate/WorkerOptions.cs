@@ -15,7 +15,8 @@ public sealed record WorkerOptions
     /// <summary>
     /// How many jobs the worker may claim ahead of its free executors, into a local buffer, so
     /// claims come in batches. <c>null</c> (the default) means as many as <see cref="Concurrency"/>;
-    /// 0 claims only for free executors. Unstarted claims go back to the queue when the worker stops.
+    /// 0 claims only for free executors. One claim takes at most 1,000 jobs. Unstarted claims go
+    /// back to the queue when the worker stops.
     /// </summary>
     public int? PrefetchJobs { get; init; }
 
