@@ -33,52 +33,147 @@ internal static class ConnectionStrings
         return builder.ConnectionString;
     }
 
-    /// <summary>Accepts a <c>postgres://</c> or <c>postgresql://</c> URL, or an Npgsql keyword string as is.</summary>
+    /// <summary>
+    /// Accepts a <c>postgres://</c> or <c>postgresql://</c> URL, or an Npgsql keyword string as is.
+    /// URLs follow libpq: <c>postgresql://[user[:password]@][host][:port][,host[:port]…][/dbname][?param=value&amp;…]</c>,
+    /// with percent-encoding anywhere, an IPv6 host in brackets, and a Unix socket directory either
+    /// percent-encoded as the host (<c>%2Fvar%2Frun%2Fpostgresql</c>) or as <c>?host=/var/run/postgresql</c>.
+    /// </summary>
+    /// <exception cref="ArgumentException">The URL is malformed; the message says which part.</exception>
     public static string Normalize(string value)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(value);
         value = value.Trim();
-        if (!value.StartsWith("postgres://", StringComparison.OrdinalIgnoreCase)
-            && !value.StartsWith("postgresql://", StringComparison.OrdinalIgnoreCase))
+        var schemeEnd = value.IndexOf("://", StringComparison.Ordinal);
+        if (schemeEnd < 0 || !(value[..schemeEnd].Equals("postgres", StringComparison.OrdinalIgnoreCase)
+                               || value[..schemeEnd].Equals("postgresql", StringComparison.OrdinalIgnoreCase)))
             return value;
 
-        // Uri cannot parse an empty host ("postgresql:///db?host=/tmp"), so give it a placeholder.
-        var schemeEnd = value.IndexOf("://", StringComparison.Ordinal) + 3;
-        var emptyHost = schemeEnd < value.Length && value[schemeEnd] == '/';
-        var uri = new Uri(emptyHost ? value.Insert(schemeEnd, "placeholder-host") : value);
-        var builder = new NpgsqlConnectionStringBuilder();
-        if (!emptyHost) builder.Host = Uri.UnescapeDataString(uri.Host);
-        if (uri.Port > 0) builder.Port = uri.Port;
-        if (!string.IsNullOrEmpty(uri.UserInfo))
+        var rest = value[(schemeEnd + 3)..];
+        var query = "";
+        if (rest.IndexOf('?') is var q and >= 0)
         {
-            var parts = uri.UserInfo.Split(':', 2);
-            builder.Username = Uri.UnescapeDataString(parts[0]);
-            if (parts.Length == 2) builder.Password = Uri.UnescapeDataString(parts[1]);
+            query = rest[(q + 1)..];
+            rest = rest[..q];
         }
-        var path = uri.AbsolutePath.Trim('/');
-        if (path.Length > 0) builder.Database = Uri.UnescapeDataString(path);
+        var authority = rest;
+        string? database = null;
+        if (rest.IndexOf('/') is var slash and >= 0)
+        {
+            authority = rest[..slash];
+            database = rest[(slash + 1)..];
+        }
 
-        foreach (var pair in uri.Query.TrimStart('?').Split('&', StringSplitOptions.RemoveEmptyEntries))
+        var builder = new NpgsqlConnectionStringBuilder();
+        if (authority.LastIndexOf('@') is var at and >= 0)
+        {
+            var userInfo = authority[..at];
+            authority = authority[(at + 1)..];
+            var colon = userInfo.IndexOf(':');
+            var user = Decode(colon < 0 ? userInfo : userInfo[..colon], "user name");
+            if (user.Length > 0) builder.Username = user;
+            if (colon >= 0) builder.Password = Decode(userInfo[(colon + 1)..], "password");
+        }
+        if (authority.Length > 0)
+            SetHosts(builder, authority);
+        if (!string.IsNullOrEmpty(database))
+            builder.Database = Decode(database, "database name");
+
+        foreach (var pair in query.Split('&', StringSplitOptions.RemoveEmptyEntries))
         {
             var kv = pair.Split('=', 2);
-            var key = Uri.UnescapeDataString(kv[0]);
-            var val = kv.Length == 2 ? Uri.UnescapeDataString(kv[1].Replace('+', ' ')) : "";
+            var key = Decode(kv[0], "parameter name");
+            var val = kv.Length == 2 ? Decode(kv[1].Replace('+', ' '), $"value of '{key}'") : "";
             switch (key.ToLowerInvariant())
             {
                 case "host": builder.Host = val; break;
-                case "port": builder.Port = int.Parse(val, CultureInfo.InvariantCulture); break;
+                case "port": builder.Port = ParsePort(val); break;
                 case "user": builder.Username = val; break;
                 case "password": builder.Password = val; break;
                 case "dbname": builder.Database = val; break;
                 case "sslmode": builder.SslMode = ParseSslMode(val); break;
                 case "application_name": builder.ApplicationName = val; break;
-                case "connect_timeout": builder.Timeout = int.Parse(val, CultureInfo.InvariantCulture); break;
-                default: builder[key] = val; break;
+                case "connect_timeout": builder.Timeout = ParseInt(val, "connect_timeout"); break;
+                default:
+                    try
+                    {
+                        builder[key] = val;
+                    }
+                    catch (Exception e) when (e is ArgumentException or FormatException or InvalidCastException)
+                    {
+                        throw new ArgumentException($"The database URL has an unknown or invalid parameter '{key}': {e.Message}", e);
+                    }
+                    break;
             }
         }
         builder.Host ??= "localhost";
         return builder.ConnectionString;
     }
+
+    /// <summary>One host, or several separated by commas, each with an optional port (libpq's hostspec).</summary>
+    private static void SetHosts(NpgsqlConnectionStringBuilder builder, string hostSpec)
+    {
+        var hosts = new List<(string Host, int? Port)>();
+        foreach (var item in hostSpec.Split(','))
+        {
+            string host;
+            string? port = null;
+            if (item.StartsWith('['))
+            {
+                var close = item.IndexOf(']');
+                if (close < 0)
+                    throw new ArgumentException($"The database URL has an IPv6 host without its closing bracket: '{item}'.");
+                host = item[1..close];
+                var after = item[(close + 1)..];
+                if (after.Length > 0)
+                {
+                    if (after[0] != ':')
+                        throw new ArgumentException($"The database URL has something after the IPv6 host '{item}' that is not a port.");
+                    port = after[1..];
+                }
+            }
+            else
+            {
+                var colon = item.LastIndexOf(':');
+                host = colon < 0 ? item : item[..colon];
+                port = colon < 0 ? null : item[(colon + 1)..];
+                host = Decode(host, "host");
+            }
+            hosts.Add((host, string.IsNullOrEmpty(port) ? null : ParsePort(port)));
+        }
+        if (hosts.Count == 1)
+        {
+            if (hosts[0].Host.Length > 0) builder.Host = hosts[0].Host;
+            if (hosts[0].Port is { } p) builder.Port = p;
+            return;
+        }
+        // Npgsql takes several hosts as "host:port,host:port" (tried in order).
+        builder.Host = string.Join(',', hosts.Select(h =>
+            (h.Host.Contains(':') ? $"[{h.Host}]" : h.Host) + (h.Port is { } p ? $":{p}" : "")));
+    }
+
+    private static string Decode(string value, string what)
+    {
+        try
+        {
+            return Uri.UnescapeDataString(value);
+        }
+        catch (Exception e) when (e is UriFormatException or ArgumentException)
+        {
+            throw new ArgumentException($"The database URL's {what} is not valid percent-encoding.", e);
+        }
+    }
+
+    private static int ParsePort(string value)
+    {
+        if (int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var port) && port is > 0 and <= 65535)
+            return port;
+        throw new ArgumentException($"The database URL's port '{value}' is not a port number.");
+    }
+
+    private static int ParseInt(string value, string what) =>
+        int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n)
+            ? n : throw new ArgumentException($"The database URL's {what} '{value}' is not a number.");
 
     private static SslMode ParseSslMode(string value) => value.ToLowerInvariant() switch
     {

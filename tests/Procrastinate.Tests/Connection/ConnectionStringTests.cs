@@ -22,6 +22,40 @@ public sealed class ConnectionStringTests
         Assert.Equal(("/var/run/postgresql", "jobs"), (b.Host, b.Database));
     }
 
+    [Theory]
+    [InlineData("postgresql://postgres@/jobs?host=/var/tmp/pg&port=54963", "/var/tmp/pg", 54963, "postgres", "jobs")]
+    [InlineData("postgresql://postgres@%2Fvar%2Frun%2Fpostgresql:5433/jobs", "/var/run/postgresql", 5433, "postgres", "jobs")]
+    [InlineData("postgres://me@[::1]:6000/jobs", "::1", 6000, "me", "jobs")]
+    [InlineData("postgresql://me@[2001:db8::7]/jobs", "2001:db8::7", 5432, "me", "jobs")]
+    [InlineData("postgresql://me@db1:5432,db2:5433/jobs", "db1:5432,db2:5433", 5432, "me", "jobs")]
+    [InlineData("postgresql://me:p%40ss:w@db/j%2Fobs", "db", 5432, "me", "j/obs")]
+    public void Urls_take_libpqs_forms(string url, string host, int port, string user, string database)
+    {
+        var b = new NpgsqlConnectionStringBuilder(ConnectionStrings.Normalize(url));
+        Assert.Equal((host, port, user, database), (b.Host, b.Port, b.Username, b.Database));
+    }
+
+    [Fact]
+    public void A_password_may_hold_a_colon_and_an_encoded_at_sign()
+    {
+        var b = new NpgsqlConnectionStringBuilder(ConnectionStrings.Normalize("postgresql://me:p%40ss:w@db/jobs"));
+        Assert.Equal("p@ss:w", b.Password);
+    }
+
+    [Theory]
+    [InlineData("postgresql://db:abc/jobs", "port 'abc'")]
+    [InlineData("postgresql://db:70000/jobs", "port '70000'")]
+    [InlineData("postgresql://db/jobs?port=x", "port 'x'")]
+    [InlineData("postgresql://[::1/jobs", "closing bracket")]
+    [InlineData("postgresql://db/jobs?connect_timeout=soon", "connect_timeout 'soon'")]
+    [InlineData("postgresql://db/jobs?no_such_thing=1", "'no_such_thing'")]
+    [InlineData("postgresql://db/jobs?sslmode=maybe", "sslmode 'maybe'")]
+    public void A_malformed_url_is_reported_by_its_part(string url, string expected)
+    {
+        var e = Assert.Throws<ArgumentException>(() => ConnectionStrings.Normalize(url));
+        Assert.Contains(expected, e.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void A_keyword_connection_string_is_kept_as_is()
     {
