@@ -355,43 +355,14 @@ internal sealed class Observer : IAsyncDisposable
     }
 }
 
-/// <summary>Accepts a <c>postgresql://user:password@host:port/db?sslmode=...</c> URL or an Npgsql connection string.</summary>
+/// <summary>Accepts a <c>postgresql://</c> URL (in libpq's forms, through the library's own parser) or an Npgsql connection string.</summary>
 internal static class ConnectionStrings
 {
     public static NpgsqlConnectionStringBuilder Parse(string value)
     {
-        if (!value.StartsWith("postgres://", StringComparison.OrdinalIgnoreCase) && !value.StartsWith("postgresql://", StringComparison.OrdinalIgnoreCase))
-            return new NpgsqlConnectionStringBuilder(value);
-        var uri = new Uri(value);
-        var b = new NpgsqlConnectionStringBuilder
-        {
-            Host = string.IsNullOrEmpty(uri.Host) ? "localhost" : uri.Host,
-            Port = uri.Port > 0 ? uri.Port : 5432,
-        };
-        if (uri.UserInfo.Length > 0)
-        {
-            var parts = uri.UserInfo.Split(':', 2);
-            b.Username = Uri.UnescapeDataString(parts[0]);
-            if (parts.Length > 1)
-                b.Password = Uri.UnescapeDataString(parts[1]);
-        }
-        var db = Uri.UnescapeDataString(uri.AbsolutePath.TrimStart('/'));
-        b.Database = db.Length > 0 ? db : "postgres";
-        foreach (var pair in uri.Query.TrimStart('?').Split('&', StringSplitOptions.RemoveEmptyEntries))
-        {
-            var kv = pair.Split('=', 2);
-            var key = Uri.UnescapeDataString(kv[0]);
-            var val = kv.Length > 1 ? Uri.UnescapeDataString(kv[1]) : "";
-            switch (key)
-            {
-                case "sslmode": b.SslMode = Enum.Parse<SslMode>(val.Replace("-", "", StringComparison.Ordinal), ignoreCase: true); break;
-                case "application_name": b.ApplicationName = val; break;
-                case "connect_timeout": b.Timeout = int.Parse(val, CultureInfo.InvariantCulture); break;
-                case "host": b.Host = val; break;
-                case "port": b.Port = int.Parse(val, CultureInfo.InvariantCulture); break;
-                default: b[key] = val; break;
-            }
-        }
+        var b = new NpgsqlConnectionStringBuilder(Procrastinate.NpgsqlConnector.NormalizeConnectionString(value));
+        if (string.IsNullOrEmpty(b.Database))
+            b.Database = "postgres";
         return b;
     }
 }
