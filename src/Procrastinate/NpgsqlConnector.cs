@@ -457,16 +457,13 @@ public sealed class NpgsqlConnector : Connector
     {
         await using var connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var batch = new NpgsqlBatch(connection);
-        if (queues is null)
-        {
-            // Every claim on all queues has the same best plan (queries.sql, fetch_jobs): plan it
-            // once, whatever the statistics. PostgreSQL's own choice between a generic and a
-            // custom plan averages the cost of every custom plan so far, and after a worker started
-            // on an empty table it planned each claim anew for thousands of claims. The settings
-            // last until this batch's implicit transaction ends. With queues, a custom plan may
-            // use the queue index, so those claims keep PostgreSQL's choice.
-            batch.BatchCommands.Add(new NpgsqlBatchCommand(SqlQueries.Get("plan_claim_once")));
-        }
+        // Every claim on all queues has the same best plan (queries.sql, fetch_jobs): plan it
+        // once, whatever the statistics. PostgreSQL's own choice between a generic and a custom
+        // plan averages the cost of every custom plan so far, and after a worker started on an
+        // empty table it planned each claim anew for thousands of claims. Claims for given
+        // queues are planned each time, with their queues. The settings last until this batch's
+        // implicit transaction ends.
+        batch.BatchCommands.Add(new NpgsqlBatchCommand(SqlQueries.Get(queues is null ? "plan_claim_once" : "plan_claim_each_time")));
         var cmd = new NpgsqlBatchCommand(SqlQueries.Get("fetch_jobs"));
         cmd.Parameters.Add(Nullable(queues, NpgsqlDbType.Array | NpgsqlDbType.Varchar));
         cmd.Parameters.Add(new NpgsqlParameter<long> { TypedValue = workerId });
@@ -475,8 +472,7 @@ public sealed class NpgsqlConnector : Connector
         var jobs = new List<Job>(Math.Min(maxJobs, MaxClaim));
         await using (var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
         {
-            if (queues is null)
-                await reader.NextResultAsync(cancellationToken).ConfigureAwait(false); // past plan_claim_once's row
+            await reader.NextResultAsync(cancellationToken).ConfigureAwait(false); // past the plan setting's row
             var columns = JobColumns.Of(reader);
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
                 jobs.Add(columns.Read(reader));

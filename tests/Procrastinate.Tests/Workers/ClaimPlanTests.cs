@@ -8,8 +8,8 @@ namespace Procrastinate.Tests.Workers;
 /// <summary>
 /// The claim (fetch_jobs) is planned once and for all: its generic plan walks the priority index
 /// and looks the claimed rows up by primary key, the connector makes PostgreSQL use that plan
-/// for claims on all queues, and the candidate scan, whose limit is a constant, still locks
-/// only the rows the claim returns. With "LIMIT $3", PostgreSQL planned every claim anew
+/// for claims on all queues (claims on given queues are planned each time, with their queues),
+/// and the candidate scan, whose limit is a constant, still locks only the rows the claim returns. With "LIMIT $3", PostgreSQL planned every claim anew
 /// (about 0.24 ms each), because the generic plan, costed for an unknown limit, hashed the
 /// whole job table.
 /// </summary>
@@ -71,6 +71,25 @@ public abstract class ClaimPlanTests(DatabaseFixture db) : IAsyncLifetime
         var (generic, custom) = (reader.GetInt64(0), reader.GetInt64(1));
         Assert.True(generic >= 5, $"generic plans: {generic}");
         Assert.Equal(0, custom);
+    }
+
+    [Fact]
+    public async Task Claims_on_given_queues_are_planned_each_time_with_their_queues()
+    {
+        var worker = await RegisterWorkerAsync();
+        await InsertTodoAsync(200);
+        await using var connector = new NpgsqlConnector(db.ConnectionString + ";Maximum Pool Size=1");
+        for (var i = 0; i < 12; i++)
+            Assert.Equal(5, (await connector.FetchJobsAsync(["default"], worker, 5, CancellationToken.None)).Count);
+
+        await using var connection = await connector.DataSource.OpenConnectionAsync();
+        await using var cmd = new NpgsqlCommand(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE '%FOR UPDATE OF jobs SKIP LOCKED%'", connection);
+        await using var reader = await cmd.ExecuteReaderAsync();
+        Assert.True(await reader.ReadAsync(), "the claim was not prepared");
+        var (generic, custom) = (reader.GetInt64(0), reader.GetInt64(1));
+        Assert.Equal(0, generic);
+        Assert.True(custom >= 5, $"custom plans: {custom}");
     }
 
     [Fact]

@@ -132,6 +132,15 @@ SELECT set_config('plan_cache_mode', 'force_generic_plan', true),
        set_config('enable_seqscan', 'off', true),
        set_config('enable_sort', 'off', true);
 
+-- name: plan_claim_each_time
+-- Sent before fetch_jobs for given queues, the same way. Their best plan depends on the queues
+-- (a small queue among the waiting jobs of others is best read through the queue index), so
+-- each claim is planned with its queues and the statistics of the moment, as PostgreSQL does
+-- for unprepared statements; it never keeps a generic plan made at another time (say, on an
+-- empty table), which PostgreSQL would otherwise choose once it costs no more than the custom
+-- plans so far.
+SELECT set_config('plan_cache_mode', 'force_custom_plan', true);
+
 -- name: finish_jobs
 -- Ends many runs at once with the effect of procrastinate_finish_job_v1 (COMPAT.md 2.6.4), but
 -- guarded: a row changes only while it is still the run this worker claimed (status doing,
