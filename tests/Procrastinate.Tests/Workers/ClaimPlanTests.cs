@@ -28,6 +28,37 @@ public abstract class ClaimPlanTests(DatabaseFixture db) : IAsyncLifetime
     private Task InsertTodoAsync(int count) =>
         db.ExecAsync($"INSERT INTO procrastinate_jobs (queue_name, task_name, args) SELECT 'default', 'plan', '{{}}' FROM generate_series(1, {count})");
 
+    /// <summary>A connector on one physical connection, so the statements its claims prepared are visible on it.</summary>
+    private NpgsqlConnector SingleConnectionConnector() => new(db.ConnectionString + ";Maximum Pool Size=1");
+
+    private const string ClaimStatement = "statement LIKE '%FOR UPDATE OF jobs SKIP LOCKED%'";
+
+    /// <summary>How often PostgreSQL used a generic and a custom plan for the claim this connector prepared.</summary>
+    private static async Task<(long Generic, long Custom)> ClaimPlanCountsAsync(NpgsqlConnector connector)
+    {
+        await using var connection = await connector.DataSource.OpenConnectionAsync();
+        await using var cmd = new NpgsqlCommand($"SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE {ClaimStatement}", connection);
+        await using var reader = await cmd.ExecuteReaderAsync();
+        Assert.True(await reader.ReadAsync(), "the claim was not prepared");
+        return (reader.GetInt64(0), reader.GetInt64(1));
+    }
+
+    /// <summary>Runs the statements, the last one an EXPLAIN, and returns the plan's text.</summary>
+    private static async Task<string> ExplainAsync(NpgsqlConnection connection, params string[] statements)
+    {
+        for (var i = 0; i < statements.Length - 1; i++)
+        {
+            await using var setup = new NpgsqlCommand(statements[i], connection);
+            await setup.ExecuteNonQueryAsync();
+        }
+        var lines = new List<string>();
+        await using var explain = new NpgsqlCommand(statements[^1], connection);
+        await using var reader = await explain.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+            lines.Add(reader.GetString(0));
+        return string.Join('\n', lines);
+    }
+
     [Fact]
     public async Task The_generic_plan_walks_the_priority_index_and_looks_claimed_rows_up_by_primary_key()
     {
@@ -37,15 +68,9 @@ public abstract class ClaimPlanTests(DatabaseFixture db) : IAsyncLifetime
         await db.ExecAsync("ANALYZE procrastinate_jobs");
 
         await using var connection = await db.DataSource.OpenConnectionAsync();
-        await using (var prepare = new NpgsqlCommand(
-            $"SET plan_cache_mode = force_generic_plan; PREPARE claim(character varying[], bigint, integer) AS {SqlQueries.Get("fetch_jobs")}", connection))
-            await prepare.ExecuteNonQueryAsync();
-        await using var explain = new NpgsqlCommand($"EXPLAIN (COSTS OFF) EXECUTE claim(NULL, {worker}, 10)", connection);
-        var lines = new List<string>();
-        await using (var reader = await explain.ExecuteReaderAsync())
-            while (await reader.ReadAsync())
-                lines.Add(reader.GetString(0));
-        var plan = string.Join('\n', lines);
+        var plan = await ExplainAsync(connection,
+            $"SET plan_cache_mode = force_generic_plan; PREPARE claim(character varying[], bigint, integer) AS {SqlQueries.Get("fetch_jobs")}",
+            $"EXPLAIN (COSTS OFF) EXECUTE claim(NULL, {worker}, 10)");
 
         Assert.True(plan.Contains("procrastinate_jobs_priority_idx_v1", StringComparison.Ordinal), plan);
         Assert.True(plan.Contains("procrastinate_jobs_pkey", StringComparison.Ordinal), plan);
@@ -58,17 +83,11 @@ public abstract class ClaimPlanTests(DatabaseFixture db) : IAsyncLifetime
     {
         var worker = await RegisterWorkerAsync();
         await InsertTodoAsync(200);
-        // One physical connection, so the statements prepared by the claims are visible here.
-        await using var connector = new NpgsqlConnector(db.ConnectionString + ";Maximum Pool Size=1");
+        await using var connector = SingleConnectionConnector();
         for (var i = 0; i < 12; i++)
             Assert.Equal(5, (await connector.FetchJobsAsync(null, worker, 5, CancellationToken.None)).Count);
 
-        await using var connection = await connector.DataSource.OpenConnectionAsync();
-        await using var cmd = new NpgsqlCommand(
-            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE '%FOR UPDATE OF jobs SKIP LOCKED%'", connection);
-        await using var reader = await cmd.ExecuteReaderAsync();
-        Assert.True(await reader.ReadAsync(), "the claim was not prepared");
-        var (generic, custom) = (reader.GetInt64(0), reader.GetInt64(1));
+        var (generic, custom) = await ClaimPlanCountsAsync(connector);
         Assert.True(generic >= 5, $"generic plans: {generic}");
         Assert.Equal(0, custom);
     }
@@ -78,16 +97,11 @@ public abstract class ClaimPlanTests(DatabaseFixture db) : IAsyncLifetime
     {
         var worker = await RegisterWorkerAsync();
         await InsertTodoAsync(200);
-        await using var connector = new NpgsqlConnector(db.ConnectionString + ";Maximum Pool Size=1");
+        await using var connector = SingleConnectionConnector();
         for (var i = 0; i < 12; i++)
             Assert.Equal(5, (await connector.FetchJobsAsync(["default"], worker, 5, CancellationToken.None)).Count);
 
-        await using var connection = await connector.DataSource.OpenConnectionAsync();
-        await using var cmd = new NpgsqlCommand(
-            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE '%FOR UPDATE OF jobs SKIP LOCKED%'", connection);
-        await using var reader = await cmd.ExecuteReaderAsync();
-        Assert.True(await reader.ReadAsync(), "the claim was not prepared");
-        var (generic, custom) = (reader.GetInt64(0), reader.GetInt64(1));
+        var (generic, custom) = await ClaimPlanCountsAsync(connector);
         Assert.Equal(0, generic);
         Assert.True(custom >= 5, $"custom plans: {custom}");
     }
@@ -96,7 +110,7 @@ public abstract class ClaimPlanTests(DatabaseFixture db) : IAsyncLifetime
     public async Task A_claim_planned_on_an_empty_table_still_walks_the_priority_index_once_the_table_has_grown()
     {
         var worker = await RegisterWorkerAsync();
-        await using var connector = new NpgsqlConnector(db.ConnectionString + ";Maximum Pool Size=1");
+        await using var connector = SingleConnectionConnector();
         // A worker that starts before the first defer: the claim is prepared, and planned, on an empty table.
         for (var i = 0; i < 8; i++)
             Assert.Empty(await connector.FetchJobsAsync(null, worker, 5, CancellationToken.None));
@@ -104,20 +118,14 @@ public abstract class ClaimPlanTests(DatabaseFixture db) : IAsyncLifetime
 
         await using var connection = await connector.DataSource.OpenConnectionAsync();
         string name;
-        await using (var find = new NpgsqlCommand(
-            "SELECT name FROM pg_prepared_statements WHERE statement LIKE '%FOR UPDATE OF jobs SKIP LOCKED%'", connection))
+        await using (var find = new NpgsqlCommand($"SELECT name FROM pg_prepared_statements WHERE {ClaimStatement}", connection))
             name = (string)(await find.ExecuteScalarAsync() ?? throw new InvalidOperationException("the claim was not prepared"));
         // The plan the claims use: the generic one PostgreSQL keeps for the prepared statement.
-        await using (var generic = new NpgsqlCommand("SET plan_cache_mode = force_generic_plan", connection))
-            await generic.ExecuteNonQueryAsync();
-        var lines = new List<string>();
-        await using (var explain = new NpgsqlCommand($"EXPLAIN (COSTS OFF) EXECUTE \"{name}\"(NULL, {worker}, 5)", connection))
-        await using (var reader = await explain.ExecuteReaderAsync())
-            while (await reader.ReadAsync())
-                lines.Add(reader.GetString(0));
+        var plan = await ExplainAsync(connection,
+            "SET plan_cache_mode = force_generic_plan",
+            $"EXPLAIN (COSTS OFF) EXECUTE \"{name}\"(NULL, {worker}, 5)");
         await using (var reset = new NpgsqlCommand("RESET plan_cache_mode", connection))
             await reset.ExecuteNonQueryAsync();
-        var plan = string.Join('\n', lines);
 
         Assert.True(plan.Contains("procrastinate_jobs_priority_idx_v1", StringComparison.Ordinal), plan);
         Assert.False(plan.Contains("Seq Scan on procrastinate_jobs", StringComparison.Ordinal), plan);
