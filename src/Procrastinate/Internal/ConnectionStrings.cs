@@ -70,20 +70,20 @@ internal static class ConnectionStrings
             var userInfo = authority[..at];
             authority = authority[(at + 1)..];
             var colon = userInfo.IndexOf(':');
-            var user = Decode(colon < 0 ? userInfo : userInfo[..colon], "user name");
+            var user = Uri.UnescapeDataString(colon < 0 ? userInfo : userInfo[..colon]);
             if (user.Length > 0) builder.Username = user;
-            if (colon >= 0) builder.Password = Decode(userInfo[(colon + 1)..], "password");
+            if (colon >= 0) builder.Password = Uri.UnescapeDataString(userInfo[(colon + 1)..]);
         }
         if (authority.Length > 0)
             SetHosts(builder, authority);
         if (!string.IsNullOrEmpty(database))
-            builder.Database = Decode(database, "database name");
+            builder.Database = Uri.UnescapeDataString(database);
 
         foreach (var pair in query.Split('&', StringSplitOptions.RemoveEmptyEntries))
         {
             var kv = pair.Split('=', 2);
-            var key = Decode(kv[0], "parameter name");
-            var val = kv.Length == 2 ? Decode(kv[1].Replace('+', ' '), $"value of '{key}'") : "";
+            var key = Uri.UnescapeDataString(kv[0]);
+            var val = kv.Length == 2 ? Uri.UnescapeDataString(kv[1].Replace('+', ' ')) : "";
             switch (key.ToLowerInvariant())
             {
                 case "host": builder.Host = val; break;
@@ -137,7 +137,7 @@ internal static class ConnectionStrings
                 var colon = item.LastIndexOf(':');
                 host = colon < 0 ? item : item[..colon];
                 port = colon < 0 ? null : item[(colon + 1)..];
-                host = Decode(host, "host");
+                host = Uri.UnescapeDataString(host);
             }
             hosts.Add((host, string.IsNullOrEmpty(port) ? null : ParsePort(port)));
         }
@@ -150,18 +150,6 @@ internal static class ConnectionStrings
         // Npgsql takes several hosts as "host:port,host:port" (tried in order).
         builder.Host = string.Join(',', hosts.Select(h =>
             (h.Host.Contains(':') ? $"[{h.Host}]" : h.Host) + (h.Port is { } p ? $":{p}" : "")));
-    }
-
-    private static string Decode(string value, string what)
-    {
-        try
-        {
-            return Uri.UnescapeDataString(value);
-        }
-        catch (Exception e) when (e is UriFormatException or ArgumentException)
-        {
-            throw new ArgumentException($"The database URL's {what} is not valid percent-encoding.", e);
-        }
     }
 
     private static int ParsePort(string value)
