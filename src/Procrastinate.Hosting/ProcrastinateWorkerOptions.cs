@@ -54,6 +54,13 @@ public sealed class ProcrastinateWorkerOptions
     /// <summary>What to do with finished jobs' rows. Default <see cref="DeleteJobsMode.Never"/>.</summary>
     public DeleteJobsMode DeleteJobs { get; set; } = Defaults.DeleteJobs;
 
+    /// <summary>
+    /// After this many jobs claimed since its last vacuum, the worker vacuums the job table, so
+    /// that claims stay fast under a sustained load. Default 50,000; 0 leaves it to autovacuum.
+    /// See <see cref="WorkerOptions.VacuumAfterClaimedJobs"/>.
+    /// </summary>
+    public int VacuumAfterClaimedJobs { get; set; } = Defaults.VacuumAfterClaimedJobs;
+
     /// <summary>How often the worker's heartbeat is written. Default 10 s.</summary>
     public TimeSpan UpdateHeartbeatInterval { get; set; } = Defaults.UpdateHeartbeatInterval;
 
@@ -102,6 +109,7 @@ public sealed class ProcrastinateWorkerOptions
         ShutdownGracefulTimeout = ShutdownGracefulTimeout ?? defaultGracefulTimeout,
         ListenNotify = ListenNotify,
         DeleteJobs = DeleteJobs,
+        VacuumAfterClaimedJobs = VacuumAfterClaimedJobs,
         UpdateHeartbeatInterval = UpdateHeartbeatInterval,
         StalledWorkerTimeout = StalledWorkerTimeout,
         HandleSignals = false,

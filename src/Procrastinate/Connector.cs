@@ -105,6 +105,13 @@ public abstract class Connector : IAsyncDisposable, IDisposable
     /// <summary>Waiting (todo) jobs per queue, for the given queues (all when null).</summary>
     internal abstract ValueTask<IReadOnlyDictionary<string, long>> CountWaitingJobsAsync(string[]? queues, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Vacuums the job table, so that claims stop walking past the index entries of jobs claimed
+    /// since the last vacuum. Connectors without such a table answer <see cref="VacuumOutcome.Unsupported"/>.
+    /// </summary>
+    internal virtual ValueTask<VacuumOutcome> VacuumJobsAsync(CancellationToken cancellationToken) =>
+        ValueTask.FromResult(VacuumOutcome.Unsupported);
+
     /// <summary>Throws when the database cannot be reached.</summary>
     internal abstract ValueTask PingAsync(bool async, CancellationToken cancellationToken);
 

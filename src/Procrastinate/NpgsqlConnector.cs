@@ -851,6 +851,36 @@ public sealed class NpgsqlConnector : Connector
         return counts;
     }
 
+    internal override async ValueTask<VacuumOutcome> VacuumJobsAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        // PostgreSQL answers with a warning, not an error, when it skips the table: locked by
+        // another vacuum (55P03), or not owned by this role.
+        var locked = false;
+        string? refused = null;
+        void OnNotice(object? sender, NpgsqlNoticeEventArgs e)
+        {
+            if (e.Notice.SqlState == PostgresErrorCodes.LockNotAvailable)
+                locked = true;
+            else if (e.Notice.InvariantSeverity == "WARNING")
+                refused ??= e.Notice.MessageText;
+        }
+        connection.Notice += OnNotice;
+        try
+        {
+            // No timeout: a large table takes as long as it takes; stopping the worker cancels it.
+            await using var cmd = new NpgsqlCommand(SqlQueries.Get("vacuum_jobs"), connection) { CommandTimeout = 0 };
+            await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            connection.Notice -= OnNotice;
+        }
+        return refused is not null ? new VacuumOutcome(VacuumOutcomeKind.Refused, refused)
+            : locked ? new VacuumOutcome(VacuumOutcomeKind.Skipped)
+            : new VacuumOutcome(VacuumOutcomeKind.Done);
+    }
+
     internal override async ValueTask PingAsync(bool async, CancellationToken cancellationToken) =>
         await ScalarAsync(SqlQueries.Get("ping"), DbTarget.Pool, async, cancellationToken).ConfigureAwait(false);
 

@@ -27,7 +27,7 @@ public sealed class GlobalOptionsTests(DatabaseFixture database) : CliTest(datab
 
         var worker = await RunAsync("worker", "--help");
         foreach (var flag in new[] { "-n, --name", "-q, --queues", "-c, --concurrency", "--fetch-job-polling-interval", "--abort-job-polling-interval",
-                     "--shutdown-graceful-timeout", "--one-shot", "--listen-notify", "--no-listen-notify", "--delete-jobs" })
+                     "--shutdown-graceful-timeout", "--one-shot", "--listen-notify", "--no-listen-notify", "--delete-jobs", "--vacuum-after-claimed-jobs" })
             Assert.Contains(flag, worker.Stdout, StringComparison.Ordinal);
     }
 

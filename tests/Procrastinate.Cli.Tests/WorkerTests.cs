@@ -37,12 +37,12 @@ public sealed class WorkerTests(DatabaseFixture database) : CliTest(database), I
         await DeferAsync("count", """{"n": 2}""");
         var result = await RunAsync(Worker(NewDirectory(), "--name", "w-flags", "--queues", "counts,sums", "--concurrency", "3",
             "--fetch-job-polling-interval", "0.5", "--abort-job-polling-interval", "0.25", "--shutdown-graceful-timeout", "7",
-            "--no-listen-notify", "--delete-jobs", "successful", "--one-shot"));
+            "--no-listen-notify", "--delete-jobs", "successful", "--vacuum-after-claimed-jobs", "1000", "--one-shot"));
         AssertOk(result);
         Assert.Contains("Starting worker 'w-flags'", result.Stderr, StringComparison.Ordinal);
         Assert.Contains("on counts, sums: concurrency 3", result.Stderr, StringComparison.Ordinal);
         Assert.Contains("listen/notify off", result.Stderr, StringComparison.Ordinal);
-        Assert.Contains("graceful timeout 7 s, delete jobs successful, one-shot on", result.Stderr, StringComparison.Ordinal);
+        Assert.Contains("graceful timeout 7 s, delete jobs successful, vacuum after 1000 claimed jobs, one-shot on", result.Stderr, StringComparison.Ordinal);
         // --delete-jobs successful: the succeeded jobs are gone.
         Assert.Equal(0L, await JobCountAsync());
     }
@@ -77,6 +77,7 @@ public sealed class WorkerTests(DatabaseFixture database) : CliTest(database), I
     [InlineData("--concurrency", "0", "Concurrency must be at least 1")]
     [InlineData("--delete-jobs", "sometimes", "--delete-jobs: 'sometimes' is not one of never, successful, always")]
     [InlineData("--fetch-job-polling-interval", "-1", "not a number of seconds")]
+    [InlineData("--vacuum-after-claimed-jobs", "-5", "VacuumAfterClaimedJobs cannot be negative")]
     public async Task Bad_worker_flags_are_one_line(string flag, string value, string message)
     {
         var result = await RunAsync(Worker(NewDirectory(), "--one-shot", flag, value));

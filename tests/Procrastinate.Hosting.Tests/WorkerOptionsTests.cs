@@ -33,6 +33,7 @@ public sealed class WorkerOptionsTests(DatabaseFixture db, ITestOutputHelper out
             ("Procrastinate:Worker:ShutdownGracefulTimeout", "00:00:07"),
             ("Procrastinate:Worker:ListenNotify", "false"),
             ("Procrastinate:Worker:DeleteJobs", "Successful"),
+            ("Procrastinate:Worker:VacuumAfterClaimedJobs", "0"),
             ("Procrastinate:Worker:UpdateHeartbeatInterval", "00:00:04"),
             ("Procrastinate:Worker:StalledWorkerTimeout", "00:00:40"),
             ("Procrastinate:Worker:StalledJobs", "Fail"),
@@ -48,6 +49,7 @@ public sealed class WorkerOptionsTests(DatabaseFixture db, ITestOutputHelper out
         Assert.Equal(TimeSpan.FromSeconds(7), options.ShutdownGracefulTimeout);
         Assert.False(options.ListenNotify);
         Assert.Equal(DeleteJobsMode.Successful, options.DeleteJobs);
+        Assert.Equal(0, options.VacuumAfterClaimedJobs);
         Assert.Equal(TimeSpan.FromSeconds(4), options.UpdateHeartbeatInterval);
         Assert.Equal(TimeSpan.FromSeconds(40), options.StalledWorkerTimeout);
         Assert.Equal(StalledJobPolicy.Fail, options.StalledJobs);
@@ -70,6 +72,7 @@ public sealed class WorkerOptionsTests(DatabaseFixture db, ITestOutputHelper out
         Assert.Equal(core.UpdateHeartbeatInterval, options.UpdateHeartbeatInterval);
         Assert.Equal(core.StalledWorkerTimeout, options.StalledWorkerTimeout);
         Assert.Equal(core.DeleteJobs, options.DeleteJobs);
+        Assert.Equal(core.VacuumAfterClaimedJobs, options.VacuumAfterClaimedJobs);
         Assert.Equal(core.StalledJobs, options.StalledJobs);
         Assert.Null(options.Middleware);
         Assert.Null(options.AdditionalContext);

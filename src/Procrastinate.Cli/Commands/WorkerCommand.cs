@@ -40,10 +40,15 @@ internal sealed partial class WorkerCommand : CliCommand
         Description = "Delete finished jobs: never (default), successful, always.",
         HelpName = "never|successful|always",
     };
+    private readonly Option<int> _vacuumAfter = new("--vacuum-after-claimed-jobs")
+    {
+        Description = "Vacuum the job table after this many claimed jobs, so claims stay fast under a sustained load; 0 leaves it to autovacuum (default: 50000).",
+        HelpName = "n",
+    };
 
     public override Command Build() => new("worker", "Run a worker: fetch jobs of the app's tasks and run them. SIGINT or SIGTERM stops it gracefully; a second one aborts running jobs.")
     {
-        _name, _queues, _concurrency, _fetchPolling, _abortPolling, _gracefulTimeout, _oneShot, _listenNotify, _noListenNotify, _deleteJobs,
+        _name, _queues, _concurrency, _fetchPolling, _abortPolling, _gracefulTimeout, _oneShot, _listenNotify, _noListenNotify, _deleteJobs, _vacuumAfter,
     };
 
     public override async Task<int> ExecuteAsync(Invocation invocation, CancellationToken cancellationToken)
@@ -62,6 +67,7 @@ internal sealed partial class WorkerCommand : CliCommand
         LogStarting(session.Logger, options.Name, userApp.Description, queues, options.Concurrency, app.Tasks.Count,
             options.ListenNotify ? "on" : "off", options.FetchJobPollingInterval.TotalSeconds, options.AbortJobPollingInterval.TotalSeconds,
             options.ShutdownGracefulTimeout is { } graceful ? string.Create(CultureInfo.InvariantCulture, $"{graceful.TotalSeconds:0.###} s") : "none", options.DeleteJobs.ToString().ToLowerInvariant(),
+            options.VacuumAfterClaimedJobs > 0 ? string.Create(CultureInfo.InvariantCulture, $"after {options.VacuumAfterClaimedJobs} claimed jobs") : "off",
             options.Wait ? "off" : "on");
         var started = DateTimeOffset.UtcNow;
         var run = app.RunWorkerAsync(options, cancellationToken);
@@ -101,6 +107,7 @@ internal sealed partial class WorkerCommand : CliCommand
                 "always" => DeleteJobsMode.Always,
                 var other => throw new CliUsageException($"--delete-jobs: '{other}' is not one of never, successful, always."),
             },
+            VacuumAfterClaimedJobs = settings.Get(_vacuumAfter, defaults.VacuumAfterClaimedJobs),
             HandleSignals = true,
         };
     }
@@ -110,9 +117,9 @@ internal sealed partial class WorkerCommand : CliCommand
 
     [LoggerMessage(1, LogLevel.Information,
         "Starting worker '{Name}' of {App} on {Queues}: concurrency {Concurrency}, {TaskCount} task(s), listen/notify {ListenNotify}, " +
-        "fetch polling {FetchPolling:0.###} s, abort polling {AbortPolling:0.###} s, graceful timeout {Graceful}, delete jobs {DeleteJobs}, one-shot {OneShot}")]
+        "fetch polling {FetchPolling:0.###} s, abort polling {AbortPolling:0.###} s, graceful timeout {Graceful}, delete jobs {DeleteJobs}, vacuum {Vacuum}, one-shot {OneShot}")]
     private static partial void LogStarting(ILogger logger, string name, string app, string queues, int concurrency, int taskCount,
-        string listenNotify, double fetchPolling, double abortPolling, string graceful, string deleteJobs, string oneShot);
+        string listenNotify, double fetchPolling, double abortPolling, string graceful, string deleteJobs, string vacuum, string oneShot);
 
     [LoggerMessage(2, LogLevel.Information, "Worker '{Name}' stopped after {Seconds:F1} s; it ran {Completed} job(s)")]
     private static partial void LogStopped(ILogger logger, string name, double seconds, long completed);

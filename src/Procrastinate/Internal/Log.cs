@@ -44,6 +44,15 @@ internal static partial class Log
     [LoggerMessage(EventId = 2010, Level = LogLevel.Warning, Message = "[{Action}] Ignored a notification on {Channel} that is not a JSON object with a type")]
     public static partial void BadNotification(ILogger logger, string action, string channel);
 
+    [LoggerMessage(EventId = 2011, Level = LogLevel.Debug, Message = "[{Action}] Vacuumed the job table in {DurationMs:F0} ms, after {Claimed} claimed jobs")]
+    public static partial void JobsVacuumed(ILogger logger, string action, double durationMs, long claimed);
+
+    [LoggerMessage(EventId = 2012, Level = LogLevel.Debug, Message = "[{Action}] Vacuum of the job table skipped: another vacuum holds it")]
+    public static partial void JobsVacuumSkipped(ILogger logger, string action);
+
+    [LoggerMessage(EventId = 2013, Level = LogLevel.Warning, Message = "[{Action}] PostgreSQL refused to vacuum the job table ({Reason}); this worker stops trying. Vacuuming keeps claims fast under a sustained load: let the table's owner run the worker, or set VacuumAfterClaimedJobs to 0 to leave it to autovacuum")]
+    public static partial void JobsVacuumRefused(ILogger logger, string action, string reason);
+
     [LoggerMessage(EventId = 3001, Level = LogLevel.Information, Message = "[{Action}] Starting job {JobId} {TaskName} on {Queue} (attempt {Attempt}){Arguments}")]
     public static partial void JobStarted(ILogger logger, string action, long jobId, string taskName, string queue, int attempt, string arguments);
 

@@ -53,3 +53,21 @@ internal readonly record struct TraceContext(string TraceParent, string? TraceSt
     public static TraceContext? From(System.Diagnostics.Activity? activity) =>
         activity is { IdFormat: System.Diagnostics.ActivityIdFormat.W3C, Id: { } id } ? new TraceContext(id, activity.TraceStateString) : null;
 }
+
+/// <summary>What a vacuum of the job table came to (<see cref="Connector.VacuumJobsAsync"/>).</summary>
+/// <param name="Kind">Done, skipped (another vacuum held the table), refused, or not supported.</param>
+/// <param name="Message">Why PostgreSQL refused it (its warning), when it did.</param>
+internal readonly record struct VacuumOutcome(VacuumOutcomeKind Kind, string? Message = null)
+{
+    public static VacuumOutcome Unsupported => new(VacuumOutcomeKind.Unsupported);
+}
+
+internal enum VacuumOutcomeKind
+{
+    Done,
+    /// <summary>Another vacuum (autovacuum, another worker) held the table: nothing to do.</summary>
+    Skipped,
+    /// <summary>PostgreSQL would not vacuum the table for this role (not its owner).</summary>
+    Refused,
+    Unsupported,
+}

@@ -394,6 +394,14 @@ WHERE status = 'todo'::procrastinate_job_status
   AND ($1::character varying[] IS NULL OR queue_name = ANY($1::character varying[]))
 GROUP BY queue_name;
 
+-- name: vacuum_jobs
+-- A claimed job leaves an index entry among the waiting jobs' ones, which every later claim
+-- walks past until the table is vacuumed; autovacuum comes too seldom for a busy queue (its
+-- threshold grows with the finished jobs the table keeps). SKIP_LOCKED: when another vacuum
+-- runs, it does the work. INDEX_CLEANUP ON: the entries are what this vacuum is for, even when
+-- PostgreSQL would judge them too few to clean.
+VACUUM (SKIP_LOCKED, INDEX_CLEANUP ON) procrastinate_jobs;
+
 -- name: release_jobs
 -- Claimed jobs that never started go back to todo at stop: attempts unchanged, and the
 -- status trigger writes deferred_for_retry. Guarded like finish_jobs.

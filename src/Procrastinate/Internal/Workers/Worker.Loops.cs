@@ -174,6 +174,74 @@ internal sealed partial class Worker
         }
     }
 
+    /// <summary>
+    /// Vacuums the job table each time this worker has claimed <paramref name="threshold"/> jobs
+    /// since the last vacuum (WorkerOptions.VacuumAfterClaimedJobs), spending at most a tenth of
+    /// its time on it.
+    /// </summary>
+    private async Task VacuumLoopAsync(long threshold, CancellationToken cancellationToken)
+    {
+        var failures = 0;
+        var lastDuration = TimeSpan.Zero;
+        long lastEnd = 0;
+        while (true)
+        {
+            try
+            {
+                await _vacuumDue.WaitAsync(Timeout.InfiniteTimeSpan, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            if (Interlocked.Read(ref _claimedSinceVacuum) < threshold)
+                continue;
+            if (lastEnd != 0)
+            {
+                var rest = lastDuration * 9 - _time.GetElapsedTime(lastEnd);
+                if (rest > TimeSpan.Zero && !await DelayAsync(rest, cancellationToken).ConfigureAwait(false))
+                    return;
+            }
+            var claimed = Interlocked.Exchange(ref _claimedSinceVacuum, 0);
+            var start = _time.GetTimestamp();
+            try
+            {
+                var outcome = await _store.VacuumJobsAsync(cancellationToken).ConfigureAwait(false);
+                lastDuration = _time.GetElapsedTime(start);
+                lastEnd = _time.GetTimestamp();
+                failures = 0;
+                switch (outcome.Kind)
+                {
+                    case VacuumOutcomeKind.Done:
+                        Log.JobsVacuumed(_log, "vacuum_jobs", lastDuration.TotalMilliseconds, claimed);
+                        break;
+                    case VacuumOutcomeKind.Skipped:
+                        Log.JobsVacuumSkipped(_log, "vacuum_jobs");
+                        break;
+                    case VacuumOutcomeKind.Refused:
+                        Log.JobsVacuumRefused(_log, "vacuum_jobs", outcome.Message ?? "no reason given");
+                        return;
+                    default:
+                        return; // nothing to vacuum in this connector
+                }
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (IsTransient(e))
+            {
+                // The claims go on counting; try again after a pause.
+                Interlocked.Add(ref _claimedSinceVacuum, claimed);
+                var delay = Backoff(++failures);
+                Log.SideLoopError(_log, "vacuum_jobs", "Vacuuming the job table", delay, e);
+                if (!await DelayAsync(delay, cancellationToken).ConfigureAwait(false))
+                    return;
+                _vacuumDue.Set();
+            }
+        }
+    }
+
     private bool ShouldRetryStalled(Job job)
     {
         switch (_options.StalledJobs)

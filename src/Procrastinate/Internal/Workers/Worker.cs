@@ -37,6 +37,8 @@ internal sealed partial class Worker
     private readonly AsyncSignal _outcomesReady;
     private volatile bool _outcomesComplete;
     private readonly AsyncSignal _wake;
+    private readonly AsyncSignal _vacuumDue;
+    private long _claimedSinceVacuum;
     private readonly CancellationTokenSource _stopping = new();
     private string[]? _queues;
     private long _workerId;
@@ -54,6 +56,7 @@ internal sealed partial class Worker
         _time = app.Options.TimeProvider;
         _wake = new AsyncSignal(_time);
         _outcomesReady = new AsyncSignal(_time);
+        _vacuumDue = new AsyncSignal(_time);
         // NullLogger's scopes are no-ops; any other logger may hand the scope to the job's own log records.
         _logScopes = _log is not Microsoft.Extensions.Logging.Abstractions.NullLogger;
     }
@@ -113,6 +116,8 @@ internal sealed partial class Worker
             sideLoops.Add(RescueLoopAsync(side.Token));
         var schedules = _app.Tasks.SelectMany(t => t.Schedules).ToList();
         sideLoops.Add(QueueDepthLoopAsync(side.Token));
+        if (_options.VacuumAfterClaimedJobs > 0)
+            sideLoops.Add(VacuumLoopAsync(_options.VacuumAfterClaimedJobs, side.Token));
         if (schedules.Count > 0 && _options.EnablePeriodic)
             sideLoops.Add(new PeriodicDeferrer(_store, schedules, _app.Options.PeriodicMaxDelay, _time, _log).RunAsync(side.Token));
         var completer = CompleterLoopAsync();
@@ -206,6 +211,9 @@ internal sealed partial class Worker
                 fetched = true;
                 foreach (var job in jobs)
                     Claim(job);
+                if (_options.VacuumAfterClaimedJobs > 0 && jobs.Count > 0
+                    && Interlocked.Add(ref _claimedSinceVacuum, jobs.Count) >= _options.VacuumAfterClaimedJobs)
+                    _vacuumDue.Set();
                 StartExecutor();
                 _lastFetchFull = jobs.Count == room;
                 if (jobs.Count == room && ShouldFetch())
