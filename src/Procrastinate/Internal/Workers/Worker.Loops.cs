@@ -323,7 +323,11 @@ internal sealed partial class Worker
         {
             State.SetListening(listening);
             if (listening)
-                _wake.Set(); // notifications may have been missed while disconnected
+            {
+                // Notifications may have been missed while disconnected, a scheduled job's among them.
+                InvalidateNextDue();
+                _wake.Set();
+            }
             else
                 Log.ListenerLost(_log, "listen");
         }, cancellationToken);

@@ -238,11 +238,19 @@ internal sealed partial class Worker
         }
     }
 
+    // Read and written by the fetch loop only; _dueGeneration is bumped from the listener.
     private long _scheduledCheckedAtTicks;
+    private long _scheduledCheckedGeneration;
+    private long _dueGeneration;
     private DateTimeOffset? _nextDue;
+    private static readonly TimeSpan DueMargin = TimeSpan.FromMilliseconds(5);
 
-    /// <summary>Forget when the next scheduled job is due (a notification may announce a new one).</summary>
-    private void InvalidateNextDue() => Interlocked.Exchange(ref _scheduledCheckedAtTicks, 0);
+    /// <summary>
+    /// Forget when the next scheduled job is due (a notification may announce a new one). A
+    /// generation rather than a cleared timestamp: an invalidation that lands while the fetch loop
+    /// is reading the due time must not be overwritten by that read's (older) answer.
+    /// </summary>
+    private void InvalidateNextDue() => Interlocked.Increment(ref _dueGeneration);
 
     /// <summary>
     /// The polling interval, shortened when a scheduled job becomes due sooner. The due time is
@@ -251,13 +259,20 @@ internal sealed partial class Worker
     private async Task<TimeSpan> PollDelayAsync(CancellationToken stop)
     {
         var now = _time.GetUtcNow();
-        if (now.UtcTicks - Interlocked.Read(ref _scheduledCheckedAtTicks) >= TimeSpan.TicksPerSecond || _nextDue <= now)
+        var generation = Interlocked.Read(ref _dueGeneration);
+        if (generation != _scheduledCheckedGeneration || now.UtcTicks - _scheduledCheckedAtTicks >= TimeSpan.TicksPerSecond || _nextDue <= now)
         {
             try
             {
                 var next = await _store.NextScheduledDelayAsync(_queues, stop).ConfigureAwait(false);
-                _nextDue = next is { } delay ? now + delay : null;
-                Interlocked.Exchange(ref _scheduledCheckedAtTicks, now.UtcTicks);
+                // From the time the answer came back, plus a margin, so that the wake-up's claim
+                // never runs before the job is due by the database's clock: the query skips jobs
+                // already due, so a claim a moment too early would miss the job and the next read
+                // would no longer see it (it would then wait a whole polling interval). Timers
+                // may fire a few milliseconds early (Linux's coarse tick clock).
+                _nextDue = next is { } delay ? _time.GetUtcNow() + delay + DueMargin : null;
+                _scheduledCheckedAtTicks = now.UtcTicks;
+                _scheduledCheckedGeneration = generation;
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
             {
