@@ -94,13 +94,23 @@ public sealed class SchemaManager
     /// <summary>The ledger row that marks a database converted to <see cref="SchemaLayout.Lean"/>.</summary>
     public const string LeanLayoutMarker = "dotnet_layout_lean";
 
+    /// <summary>
+    /// The ledger row that marks a lean database whose event-writing trigger functions are the
+    /// current ones (<c>Layouts/lean_triggers.sql</c>); a database converted by an earlier version
+    /// has working but slower ones, which <see cref="Apply()"/> replaces.
+    /// </summary>
+    public const string LeanTriggersMarker = "dotnet_layout_lean_triggers_2";
+
     private readonly App _app;
 
     internal SchemaManager(App app) => _app = app;
 
     /// <summary>The SQL that converts an installed schema to <paramref name="layout"/> (from the other layout).</summary>
-    public static string ReadLayoutSql(SchemaLayout layout) => SqlQueries.ReadResource(
-        layout == SchemaLayout.Lean ? "Procrastinate.Schema/Layouts/lean.sql" : "Procrastinate.Schema/Layouts/compatible.sql");
+    public static string ReadLayoutSql(SchemaLayout layout) => layout == SchemaLayout.Lean
+        ? ReadLeanTriggersSql() + "\n" + SqlQueries.ReadResource("Procrastinate.Schema/Layouts/lean.sql")
+        : SqlQueries.ReadResource("Procrastinate.Schema/Layouts/compatible.sql");
+
+    private static string ReadLeanTriggersSql() => SqlQueries.ReadResource("Procrastinate.Schema/Layouts/lean_triggers.sql");
 
     /// <summary>The names of the .NET migrations this version knows, in order.</summary>
     public static IReadOnlyList<string> KnownMigrations { get; } = [.. Migrations.Select(m => m.Name)];
@@ -224,9 +234,21 @@ public sealed class SchemaManager
         {
             await Exec(connection, tx, ReadLayoutSql(target), async, ct).ConfigureAwait(false);
             if (target == SchemaLayout.Lean)
+            {
                 await Record(connection, tx, LeanLayoutMarker, "converted to the lean layout", async, ct).ConfigureAwait(false);
+                await Record(connection, tx, LeanTriggersMarker, "lean trigger functions, revision 2", async, ct).ConfigureAwait(false);
+            }
             else
-                await Exec(connection, tx, $"DELETE FROM {LedgerTable} WHERE name = '{LeanLayoutMarker}'", async, ct).ConfigureAwait(false);
+            {
+                await Exec(connection, tx, $"DELETE FROM {LedgerTable} WHERE name IN ('{LeanLayoutMarker}', '{LeanTriggersMarker}')", async, ct).ConfigureAwait(false);
+            }
+        }
+        else if (target == SchemaLayout.Lean && !applied.Contains(LeanTriggersMarker))
+        {
+            // Converted by an earlier version: same events, slower functions.
+            await Exec(connection, tx, ReadLeanTriggersSql(), async, ct).ConfigureAwait(false);
+            await Record(connection, tx, LeanTriggersMarker, "lean trigger functions, revision 2", async, ct).ConfigureAwait(false);
+            appliedNow.Add(LeanTriggersMarker);
         }
 
         if (async) await tx.CommitAsync(ct).ConfigureAwait(false);
@@ -254,7 +276,8 @@ public sealed class SchemaManager
         };
     }
 
-    private static bool IsKnownLedgerName(string name) => name == BaseVersion || name == LeanLayoutMarker || KnownMigrations.Contains(name);
+    private static bool IsKnownLedgerName(string name) =>
+        name == BaseVersion || name == LeanLayoutMarker || name == LeanTriggersMarker || KnownMigrations.Contains(name);
 
     private static async ValueTask<bool> IsSupportedLevel(NpgsqlConnection c, NpgsqlTransaction? tx, bool async, CancellationToken ct) =>
         await Scalar<bool>(c, tx, """

@@ -133,4 +133,108 @@ public sealed class LayoutTests
             await TestCluster.DropDatabaseAsync(cs);
         }
     }
+
+    /// <summary>
+    /// Raw statements, each touching several jobs, in the shapes the lean triggers tell apart:
+    /// plain status changes (their fast statement), and statements with a scheduled or
+    /// abort-requested row among others (their general one). Ids are those of a fresh database.
+    /// </summary>
+    private static readonly string[] EventScript =
+    [
+        "INSERT INTO procrastinate_jobs (queue_name, task_name, args) SELECT 'q', 't', '{}' FROM generate_series(1, 6)",
+        "INSERT INTO procrastinate_jobs (queue_name, task_name, args, scheduled_at) VALUES ('q', 't', '{}', now() + interval '1 hour'), ('q', 't', '{}', NULL)",
+        "UPDATE procrastinate_jobs SET status = 'doing' WHERE id IN (1, 2, 3, 4)",
+        "UPDATE procrastinate_jobs SET status = 'succeeded' WHERE id = 1",
+        "UPDATE procrastinate_jobs SET abort_requested = (id = 2), status = CASE WHEN id = 3 THEN 'failed'::procrastinate_job_status ELSE status END WHERE id IN (2, 3)",
+        "UPDATE procrastinate_jobs SET status = 'aborted', abort_requested = false WHERE id = 2",
+        "UPDATE procrastinate_jobs SET status = 'todo', scheduled_at = now() + interval '1 minute' WHERE id = 4",
+        "UPDATE procrastinate_jobs SET status = 'todo' WHERE id = 3",
+        "UPDATE procrastinate_jobs SET status = 'cancelled' WHERE id IN (5, 6)",
+        "UPDATE procrastinate_jobs SET priority = 5 WHERE id IN (7, 8)",
+    ];
+
+    private static async Task<List<string>> RunEventScript(string cs)
+    {
+        await using var ds = NpgsqlDataSource.Create(cs);
+        foreach (var sql in EventScript)
+        {
+            await using var cmd = ds.CreateCommand(sql);
+            await cmd.ExecuteNonQueryAsync();
+        }
+        var events = new List<string>();
+        await using var read = ds.CreateCommand(
+            "SELECT job_id, type::text, at IS NULL FROM procrastinate_events ORDER BY job_id, id");
+        await using var reader = await read.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+            events.Add($"{reader.GetInt64(0)} {reader.GetString(1)}{(reader.GetBoolean(2) ? " (no time)" : "")}");
+        return events;
+    }
+
+    [Fact]
+    public async Task The_lean_triggers_write_the_events_of_the_compatible_ones_for_every_kind_of_statement()
+    {
+        var compatible = await TestCluster.CreateDatabaseAsync("events_compat", withSchema: true);
+        var lean = await TestCluster.CreateDatabaseAsync("events_lean", withSchema: true);
+        try
+        {
+            await using (var app = new App(new NpgsqlConnector(lean)))
+                await app.Schema.ApplyAsync(SchemaLayout.Lean);
+            var expected = await RunEventScript(compatible);
+            // The script reaches every event type the status and abort triggers write.
+            Assert.Equal(
+                ["abort_requested", "aborted", "cancelled", "deferred", "deferred_for_retry", "failed", "retried", "scheduled", "started", "succeeded"],
+                expected.Select(e => e.Split(' ')[1]).Distinct().Order(StringComparer.Ordinal));
+            Assert.Equal(expected, await RunEventScript(lean));
+        }
+        finally
+        {
+            await TestCluster.DropDatabaseAsync(compatible);
+            await TestCluster.DropDatabaseAsync(lean);
+        }
+    }
+
+    [Fact]
+    public async Task Applying_the_schema_brings_the_trigger_functions_of_an_earlier_lean_conversion_up_to_date()
+    {
+        var cs = await TestCluster.CreateDatabaseAsync("lean_upgrade", withSchema: true);
+        try
+        {
+            await using var app = new App(new NpgsqlConnector(cs));
+            var converted = await app.Schema.ApplyAsync(SchemaLayout.Lean);
+            Assert.True(converted.LayoutChanged);
+            Assert.Empty(converted.AppliedMigrations); // a fresh conversion has the current functions
+
+            // As an earlier version left it: no revision row, and other function bodies.
+            await using var ds = NpgsqlDataSource.Create(cs);
+            await using (var downgrade = ds.CreateCommand($"""
+                DELETE FROM {SchemaManager.LedgerTable} WHERE name = '{SchemaManager.LeanTriggersMarker}';
+                CREATE OR REPLACE FUNCTION procrastinate_lean_jobs_updated() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END; $$;
+                """))
+                await downgrade.ExecuteNonQueryAsync();
+            Assert.True((await app.Schema.CheckAsync()).IsUsable); // the old functions work: no refusal
+
+            var upgraded = await app.Schema.ApplyAsync();
+            Assert.Equal([SchemaManager.LeanTriggersMarker], upgraded.AppliedMigrations);
+            Assert.Equal(SchemaLayout.Lean, upgraded.Layout);
+            Assert.False(upgraded.LayoutChanged);
+            Assert.Contains("procrastinate_lean_status_event", await Scalar<string>(cs,
+                "SELECT pg_get_functiondef('procrastinate_lean_jobs_updated'::regproc)"), StringComparison.Ordinal);
+            Assert.False((await app.Schema.ApplyAsync()).Changed);
+
+            var task = app.Task<Defer.SumArgs>("sum", _ => { });
+            var id = await task.DeferAsync(new Defer.SumArgs(1, 2));
+            await app.RunWorkerAsync(new WorkerOptions { Wait = false, HandleSignals = false });
+            Assert.Equal([JobEventType.Deferred, JobEventType.Started, JobEventType.Succeeded],
+                (await app.Jobs.ListEventsAsync(id)).Select(e => e.Type!.Value));
+
+            // Back to the compatible layout: both lean rows leave the ledger.
+            await app.Schema.ApplyAsync(SchemaLayout.Compatible);
+            Assert.Equal(0L, await Scalar<long>(cs,
+                $"SELECT count(*) FROM {SchemaManager.LedgerTable} WHERE name LIKE 'dotnet_layout_lean%'"));
+        }
+        finally
+        {
+            await TestCluster.DropDatabaseAsync(cs);
+        }
+    }
 }

@@ -10,6 +10,7 @@ DROP FUNCTION IF EXISTS procrastinate_lean_jobs_inserted();
 DROP FUNCTION IF EXISTS procrastinate_lean_jobs_updated();
 DROP FUNCTION IF EXISTS procrastinate_lean_jobs_deleted();
 DROP FUNCTION IF EXISTS procrastinate_lean_workers_deleted();
+DROP FUNCTION IF EXISTS procrastinate_lean_status_event(procrastinate_job_status, procrastinate_job_status);
 
 DROP INDEX IF EXISTS procrastinate_jobs_queueing_lock_idx_lean;
 DROP INDEX IF EXISTS procrastinate_jobs_lock_idx_lean;

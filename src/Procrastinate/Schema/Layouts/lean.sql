@@ -71,69 +71,9 @@ CREATE INDEX procrastinate_jobs_scheduled_idx_lean
 ALTER TABLE procrastinate_events DROP CONSTRAINT IF EXISTS procrastinate_events_pkey;
 
 -- Statement-level triggers --------------------------------------------------------------------
-
-CREATE FUNCTION procrastinate_lean_jobs_inserted()
-    RETURNS trigger
-    LANGUAGE plpgsql
-AS $$
-BEGIN
-    -- Per job, as the compatible triggers write them: 'scheduled' (when scheduled), then 'deferred'
-    -- (the lateral VALUES yields them in that order).
-    INSERT INTO procrastinate_events (job_id, type, at)
-    SELECT n.id, e.type, e.at
-    FROM new_rows AS n
-    CROSS JOIN LATERAL (VALUES
-        (CASE WHEN n.scheduled_at IS NOT NULL THEN 'scheduled'::procrastinate_job_event_type END, n.scheduled_at),
-        ('deferred'::procrastinate_job_event_type, now())
-    ) AS e(type, at)
-    WHERE n.status = 'todo'::procrastinate_job_status AND e.type IS NOT NULL;
-
-    -- One wake-up per queue and statement (the payload names the queue's first new job).
-    PERFORM pg_notify(c.channel, json_build_object('type', 'job_inserted', 'job_id', q.id)::text)
-    FROM (SELECT queue_name, min(id) AS id FROM new_rows WHERE status = 'todo' GROUP BY queue_name) AS q
-    CROSS JOIN LATERAL (VALUES ('procrastinate_queue_v1#' || q.queue_name), ('procrastinate_any_queue_v1')) AS c(channel);
-    RETURN NULL;
-END;
-$$;
-
-CREATE FUNCTION procrastinate_lean_jobs_updated()
-    RETURNS trigger
-    LANGUAGE plpgsql
-AS $$
-BEGIN
-    -- The compatible triggers' events, in their order for each job: abort requested, scheduled,
-    -- status change (the lateral VALUES yields them in that order; ids follow). Enum-typed
-    -- constants, so nothing is parsed per row.
-    INSERT INTO procrastinate_events (job_id, type, at)
-    SELECT n.id, e.type, e.at
-    FROM old_rows AS o
-    JOIN new_rows AS n ON n.id = o.id
-    CROSS JOIN LATERAL (VALUES
-        (CASE WHEN n.abort_requested AND NOT o.abort_requested THEN 'abort_requested'::procrastinate_job_event_type END, now()),
-        (CASE WHEN n.scheduled_at IS NOT NULL AND n.status = 'todo'::procrastinate_job_status THEN 'scheduled'::procrastinate_job_event_type END, n.scheduled_at),
-        (CASE
-            WHEN o.status = 'todo'::procrastinate_job_status THEN
-                CASE n.status
-                    WHEN 'doing'::procrastinate_job_status THEN 'started'::procrastinate_job_event_type
-                    WHEN 'cancelled'::procrastinate_job_status THEN 'cancelled'::procrastinate_job_event_type
-                    WHEN 'failed'::procrastinate_job_status THEN 'cancelled'::procrastinate_job_event_type
-                    WHEN 'succeeded'::procrastinate_job_status THEN 'cancelled'::procrastinate_job_event_type
-                END
-            WHEN o.status = 'doing'::procrastinate_job_status THEN
-                CASE n.status
-                    WHEN 'succeeded'::procrastinate_job_status THEN 'succeeded'::procrastinate_job_event_type
-                    WHEN 'failed'::procrastinate_job_status THEN 'failed'::procrastinate_job_event_type
-                    WHEN 'todo'::procrastinate_job_status THEN 'deferred_for_retry'::procrastinate_job_event_type
-                    WHEN 'aborted'::procrastinate_job_status THEN 'aborted'::procrastinate_job_event_type
-                END
-            WHEN o.status = 'failed'::procrastinate_job_status AND n.status = 'todo'::procrastinate_job_status THEN 'retried'::procrastinate_job_event_type
-        END, now())
-    ) AS e(type, at)
-    WHERE e.type IS NOT NULL;
-
-    RETURN NULL;
-END;
-$$;
+-- procrastinate_lean_jobs_inserted() and procrastinate_lean_jobs_updated() are in
+-- lean_triggers.sql, which SchemaManager runs just before this file (and alone, to bring the
+-- functions of a database converted by an earlier version up to date).
 
 CREATE FUNCTION procrastinate_lean_jobs_deleted()
     RETURNS trigger
