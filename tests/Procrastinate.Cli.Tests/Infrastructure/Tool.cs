@@ -114,7 +114,11 @@ public sealed partial class CliProcess : IAsyncDisposable
 
     public static CliProcess Start(string connectionString, CliRun run)
     {
-        var psi = new ProcessStartInfo("dotnet")
+        // Through env(1), which resets SIGINT to its default and then runs dotnet in its place (same
+        // pid): a test runner started in the background of a non-interactive shell ignores SIGINT,
+        // every child inherits that, and .NET then never sees the SIGINT a test sends. A worker
+        // started from a terminal has the default.
+        var psi = new ProcessStartInfo("env")
         {
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
@@ -123,6 +127,8 @@ public sealed partial class CliProcess : IAsyncDisposable
             StandardOutputEncoding = Encoding.UTF8,
             StandardErrorEncoding = Encoding.UTF8,
         };
+        psi.ArgumentList.Add("--default-signal=INT");
+        psi.ArgumentList.Add("dotnet");
         psi.ArgumentList.Add(run.Dll);
         foreach (var arg in run.Args)
             psi.ArgumentList.Add(arg);
