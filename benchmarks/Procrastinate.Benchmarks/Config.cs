@@ -33,6 +33,8 @@ internal sealed class Config
           --drain-timeout SECONDS W3 gives up after this long (default 600; quick 120)
           --run-timeout SECONDS   one run of one workload, setup included, gives up after this long (default 900)
           --worker-log-level L    console logging in the worker (stderr), e.g. Warning; default none
+          --worker-env NAME=VALUE an environment variable of every worker process only (repeatable), e.g.
+                                  DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0; the producers keep .NET's defaults
           --quiet-below PERCENT   before each run, wait until the machine is less busy than this (default 25; 0: never wait)
           --quiet-timeout SECONDS ... but no longer than this (default 180; quick 15), then run anyway and say so
           --url URL               PostgreSQL URL or connection string (run.sh passes it)
@@ -97,6 +99,9 @@ internal sealed class Config
     /// <summary>One run of one workload, setup included, gives up after this long.</summary>
     public TimeSpan RunTimeout { get; private set; }
 
+    /// <summary>Environment variables set for the worker processes only (<c>--worker-env</c>).</summary>
+    public SortedDictionary<string, string> WorkerEnvironment { get; } = new(StringComparer.Ordinal);
+
     public static Config Parse(string[] args)
     {
         var c = new Config();
@@ -146,6 +151,10 @@ internal sealed class Config
                 case "--w5-batch": c.W5Batch = NextInt(); break;
                 case "--drain-timeout": drain = NextInt(); break;
                 case "--worker-log-level": c.WorkerLogLevel = Next(); break;
+                case "--worker-env":
+                    var (envName, envValue) = WorkerOptionsBinder.ParseSetting(Next());
+                    c.WorkerEnvironment[envName] = envValue;
+                    break;
                 case "--quiet-below": c.QuietBelowPercent = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--quiet-timeout": quiet = NextInt(); break;
                 case "--run-timeout": runTimeout = NextInt(); break;

@@ -60,7 +60,12 @@ internal static class Orchestrator
                 Layout = config.Layout == Procrastinate.SchemaLayout.Lean ? "lean" : "compatible",
                 Runs = config.Runs,
                 Machine = MachineInfo(),
-                Profiles = new(StringComparer.Ordinal) { ["default"] = config.DefaultOptions, ["best"] = config.BestOptions },
+                Profiles = new(StringComparer.Ordinal)
+                {
+                    ["default"] = config.DefaultOptions,
+                    ["best"] = config.BestOptions,
+                    ["workerEnvironment"] = [.. config.WorkerEnvironment.Select(e => $"{e.Key}={e.Value}")],
+                },
                 Sizes = new(StringComparer.Ordinal)
                 {
                     ["w1Jobs"] = config.W1Jobs, ["w2Jobs"] = config.W2Jobs, ["w3Jobs"] = config.W3Jobs,
@@ -77,7 +82,8 @@ internal static class Orchestrator
             if (!info.PgStatStatements)
                 Log("WARNING: pg_stat_statements is not in shared_preload_libraries; statements per job will be missing.");
             Log($"table layout: {report.Layout}");
-            Log($"profiles: default [{string.Join(", ", config.DefaultOptions)}], best [{string.Join(", ", config.BestOptions)}]");
+            Log($"profiles: default [{string.Join(", ", config.DefaultOptions)}], best [{string.Join(", ", config.BestOptions)}]"
+                + (config.WorkerEnvironment.Count > 0 ? $"; worker environment [{string.Join(", ", config.WorkerEnvironment.Select(e => $"{e.Key}={e.Value}"))}]" : ""));
 
             var workloads = new Workloads(server, config, ct);
             Log("warming up the producer code paths");

@@ -45,7 +45,8 @@ internal sealed partial class WorkerProcess : IAsyncDisposable
 
     public string Arguments { get; private set; } = "";
 
-    public static WorkerProcess Start(string connectionString, int concurrency, IReadOnlyList<string> options, bool oneShot, string? logLevel)
+    public static WorkerProcess Start(string connectionString, int concurrency, IReadOnlyList<string> options, bool oneShot, string? logLevel,
+        IReadOnlyDictionary<string, string> environment)
     {
         var resultFile = Path.Combine(Path.GetTempPath(), $"procrastinate-bench-{Environment.ProcessId}-{Guid.NewGuid():N}.json");
         var info = new ProcessStartInfo
@@ -74,6 +75,8 @@ internal sealed partial class WorkerProcess : IAsyncDisposable
         }
         foreach (var a in argv)
             info.ArgumentList.Add(a);
+        foreach (var (name, value) in environment)
+            info.Environment[name] = value;
 
         var process = new Process { StartInfo = info, EnableRaisingEvents = true };
         var startTimestamp = Stopwatch.GetTimestamp();

@@ -224,7 +224,8 @@ internal sealed class Workloads(Server server, Config config, CancellationToken 
 
     private async Task<WorkerProcess> StartWorkerAsync(Context ctx, IReadOnlyList<string> profile, bool waitListening)
     {
-        var worker = WorkerProcess.Start(ctx.ConnectionString, Config.ConcurrencyOf(profile), profile, oneShot: false, config.WorkerLogLevel);
+        var worker = WorkerProcess.Start(ctx.ConnectionString, Config.ConcurrencyOf(profile), profile, oneShot: false, config.WorkerLogLevel,
+            config.WorkerEnvironment);
         ctx.Worker = worker;
         ctx.Result.WorkerOptions = profile;
         ctx.Result.WorkerArguments = worker.Arguments;

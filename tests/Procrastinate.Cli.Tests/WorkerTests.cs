@@ -115,4 +115,14 @@ public sealed class WorkerTests(DatabaseFixture database) : CliTest(database), I
         Assert.Equal(0, await worker.WaitForExitAsync(TimeSpan.FromSeconds(60)));
         Assert.Equal("No workers.", (await RunAsync("workers")).Stdout.Trim());
     }
+
+    [Fact]
+    public void The_tool_ships_with_thread_pool_threads_that_do_not_spin()
+    {
+        // What the runtime reads at start: the built tool's runtimeconfig.json.
+        var config = Path.ChangeExtension(Tool.Dll, ".runtimeconfig.json");
+        using var json = JsonDocument.Parse(File.ReadAllText(config));
+        var properties = json.RootElement.GetProperty("runtimeOptions").GetProperty("configProperties");
+        Assert.Equal(0, properties.GetProperty("System.Threading.ThreadPool.UnfairSemaphoreSpinLimit").GetInt32());
+    }
 }
