@@ -99,7 +99,17 @@ public sealed class SchemaManager
     /// current ones (<c>Layouts/lean_triggers.sql</c>); a database converted by an earlier version
     /// has working but slower ones, which <see cref="Apply()"/> replaces.
     /// </summary>
-    public const string LeanTriggersMarker = "dotnet_layout_lean_triggers_2";
+    public const string LeanTriggersMarker = "dotnet_layout_lean_triggers_3";
+
+    /// <summary>What the marker of the current trigger functions says in the ledger.</summary>
+    private const string LeanTriggersNote = "lean trigger functions, revision 3";
+
+    /// <summary>
+    /// Markers of earlier revisions of the lean trigger functions: known (a database carrying one
+    /// is not newer than this version), and replaced by <see cref="LeanTriggersMarker"/> on apply.
+    /// Revision 2 had plans that could go quadratic in a session whose first update was small.
+    /// </summary>
+    private static readonly string[] EarlierLeanTriggersMarkers = ["dotnet_layout_lean_triggers_2"];
 
     private readonly App _app;
 
@@ -236,18 +246,19 @@ public sealed class SchemaManager
             if (target == SchemaLayout.Lean)
             {
                 await Record(connection, tx, LeanLayoutMarker, "converted to the lean layout", async, ct).ConfigureAwait(false);
-                await Record(connection, tx, LeanTriggersMarker, "lean trigger functions, revision 2", async, ct).ConfigureAwait(false);
+                await Record(connection, tx, LeanTriggersMarker, LeanTriggersNote, async, ct).ConfigureAwait(false);
             }
             else
             {
-                await Exec(connection, tx, $"DELETE FROM {LedgerTable} WHERE name IN ('{LeanLayoutMarker}', '{LeanTriggersMarker}')", async, ct).ConfigureAwait(false);
+                await Exec(connection, tx, $"DELETE FROM {LedgerTable} WHERE name IN ({LeanLedgerNames})", async, ct).ConfigureAwait(false);
             }
         }
         else if (target == SchemaLayout.Lean && !applied.Contains(LeanTriggersMarker))
         {
             // Converted by an earlier version: same events, slower functions.
             await Exec(connection, tx, ReadLeanTriggersSql(), async, ct).ConfigureAwait(false);
-            await Record(connection, tx, LeanTriggersMarker, "lean trigger functions, revision 2", async, ct).ConfigureAwait(false);
+            await Exec(connection, tx, $"DELETE FROM {LedgerTable} WHERE name IN ({EarlierLeanTriggersNames})", async, ct).ConfigureAwait(false);
+            await Record(connection, tx, LeanTriggersMarker, LeanTriggersNote, async, ct).ConfigureAwait(false);
             appliedNow.Add(LeanTriggersMarker);
         }
 
@@ -277,7 +288,14 @@ public sealed class SchemaManager
     }
 
     private static bool IsKnownLedgerName(string name) =>
-        name == BaseVersion || name == LeanLayoutMarker || name == LeanTriggersMarker || KnownMigrations.Contains(name);
+        name == BaseVersion || name == LeanLayoutMarker || name == LeanTriggersMarker
+        || EarlierLeanTriggersMarkers.Contains(name) || KnownMigrations.Contains(name);
+
+    /// <summary>The ledger names of earlier trigger revisions, as a SQL list of literals.</summary>
+    private static string EarlierLeanTriggersNames => string.Join(", ", EarlierLeanTriggersMarkers.Select(n => $"'{n}'"));
+
+    /// <summary>Every ledger name of the lean layout (SQL list), removed when converting back.</summary>
+    private static string LeanLedgerNames => $"'{LeanLayoutMarker}', '{LeanTriggersMarker}', {EarlierLeanTriggersNames}";
 
     private static async ValueTask<bool> IsSupportedLevel(NpgsqlConnection c, NpgsqlTransaction? tx, bool async, CancellationToken ct) =>
         await Scalar<bool>(c, tx, """

@@ -194,6 +194,71 @@ public sealed class LayoutTests
     }
 
     [Fact]
+    public async Task The_lean_triggers_plans_do_not_depend_on_the_size_of_the_first_statement_a_session_ran()
+    {
+        // PL/pgSQL plans a trigger's statements once per session, estimating the transition
+        // tables at the size they had that first time. A first statement of no row or one row
+        // (a worker's prune, a single completion) made the old-to-new row join a nested loop,
+        // which later compared every row of a 1,000-job claim with every other (1,000,000 join
+        // filter evaluations, 230 ms). The plans are read here with auto_explain.
+        var cs = await TestCluster.CreateDatabaseAsync("lean_plans", withSchema: true);
+        try
+        {
+            await using (var app = new App(new NpgsqlConnector(cs)))
+                await app.Schema.ApplyAsync(SchemaLayout.Lean);
+            await using var ds = NpgsqlDataSource.Create(cs);
+            await using var connection = await ds.OpenConnectionAsync();
+            async Task Run(string sql)
+            {
+                await using var cmd = new NpgsqlCommand(sql, connection);
+                await cmd.ExecuteNonQueryAsync();
+            }
+
+            // The session's first statements: each trigger statement planned for 0 or 1 row.
+            await Run("""
+                INSERT INTO procrastinate_jobs (queue_name, task_name, args) VALUES ('q', 't', '{}');
+                UPDATE procrastinate_jobs SET attempts = attempts WHERE false;
+                UPDATE procrastinate_jobs SET status = 'doing';
+                UPDATE procrastinate_jobs SET abort_requested = true;
+                DELETE FROM procrastinate_jobs;
+                INSERT INTO procrastinate_workers DEFAULT VALUES;
+                DELETE FROM procrastinate_workers;
+                INSERT INTO procrastinate_jobs (queue_name, task_name, args)
+                SELECT 'q', 't', '{}' FROM generate_series(1, 400);
+                INSERT INTO procrastinate_workers DEFAULT VALUES;
+                """);
+            var plans = new List<string>();
+            connection.Notice += (_, e) => plans.Add(e.Notice.MessageText);
+            await Run("""
+                LOAD 'auto_explain';
+                SET auto_explain.log_min_duration = 0;
+                SET auto_explain.log_analyze = on;
+                SET auto_explain.log_nested_statements = on;
+                SET auto_explain.log_level = notice;
+                SET client_min_messages = notice;
+                """);
+            // Then 400-row statements down both paths of the update trigger, and the deletes.
+            await Run("UPDATE procrastinate_jobs SET status = 'doing', worker_id = (SELECT max(id) FROM procrastinate_workers)");
+            await Run("UPDATE procrastinate_jobs SET abort_requested = true");
+            Assert.Equal(800L, await Scalar<long>(cs, "SELECT count(*) FROM procrastinate_events WHERE type IN ('started', 'abort_requested')"));
+            await Run("DELETE FROM procrastinate_workers");
+            await Run("DELETE FROM procrastinate_jobs");
+            await Run("RESET auto_explain.log_min_duration");
+
+            var triggerPlans = plans.Where(p => p.Contains("_rows", StringComparison.Ordinal)).ToList();
+            Assert.True(triggerPlans.Count >= 4, $"expected the plans of the trigger statements, got: {string.Join("\n---\n", plans)}");
+            // Each statement over the transition tables touches each of their rows a bounded
+            // number of times, whatever the estimates it was planned with.
+            Assert.All(triggerPlans, p => Assert.DoesNotContain("Rows Removed by Join Filter", p, StringComparison.Ordinal));
+            Assert.Equal(0L, await Scalar<long>(cs, "SELECT count(*) FROM procrastinate_events"));
+        }
+        finally
+        {
+            await TestCluster.DropDatabaseAsync(cs);
+        }
+    }
+
+    [Fact]
     public async Task Applying_the_schema_brings_the_trigger_functions_of_an_earlier_lean_conversion_up_to_date()
     {
         var cs = await TestCluster.CreateDatabaseAsync("lean_upgrade", withSchema: true);
@@ -207,11 +272,14 @@ public sealed class LayoutTests
             // As an earlier version left it: no revision row, and other function bodies.
             await using var ds = NpgsqlDataSource.Create(cs);
             await using (var downgrade = ds.CreateCommand($"""
-                DELETE FROM {SchemaManager.LedgerTable} WHERE name = '{SchemaManager.LeanTriggersMarker}';
+                UPDATE {SchemaManager.LedgerTable} SET name = 'dotnet_layout_lean_triggers_2' WHERE name = '{SchemaManager.LeanTriggersMarker}';
                 CREATE OR REPLACE FUNCTION procrastinate_lean_jobs_updated() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END; $$;
+                CREATE OR REPLACE FUNCTION procrastinate_lean_jobs_deleted() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END; $$;
                 """))
                 await downgrade.ExecuteNonQueryAsync();
-            Assert.True((await app.Schema.CheckAsync()).IsUsable); // the old functions work: no refusal
+            var before = await app.Schema.CheckAsync();
+            Assert.True(before.IsUsable); // the old functions work: no refusal
+            Assert.Empty(before.UnknownMigrations); // the earlier revision's marker is known
 
             var upgraded = await app.Schema.ApplyAsync();
             Assert.Equal([SchemaManager.LeanTriggersMarker], upgraded.AppliedMigrations);
@@ -219,6 +287,10 @@ public sealed class LayoutTests
             Assert.False(upgraded.LayoutChanged);
             Assert.Contains("procrastinate_lean_status_event", await Scalar<string>(cs,
                 "SELECT pg_get_functiondef('procrastinate_lean_jobs_updated'::regproc)"), StringComparison.Ordinal);
+            Assert.Contains("ARRAY(SELECT id FROM old_rows)", await Scalar<string>(cs,
+                "SELECT pg_get_functiondef('procrastinate_lean_jobs_deleted'::regproc)"), StringComparison.Ordinal);
+            Assert.Equal(SchemaManager.LeanTriggersMarker, await Scalar<string>(cs,
+                $"SELECT string_agg(name, ',') FROM {SchemaManager.LedgerTable} WHERE name LIKE 'dotnet_layout_lean_triggers%'"));
             Assert.False((await app.Schema.ApplyAsync()).Changed);
 
             var task = app.Task<Defer.SumArgs>("sum", _ => { });

@@ -71,44 +71,8 @@ CREATE INDEX procrastinate_jobs_scheduled_idx_lean
 ALTER TABLE procrastinate_events DROP CONSTRAINT IF EXISTS procrastinate_events_pkey;
 
 -- Statement-level triggers --------------------------------------------------------------------
--- procrastinate_lean_jobs_inserted() and procrastinate_lean_jobs_updated() are in
--- lean_triggers.sql, which SchemaManager runs just before this file (and alone, to bring the
--- functions of a database converted by an earlier version up to date).
-
-CREATE FUNCTION procrastinate_lean_jobs_deleted()
-    RETURNS trigger
-    LANGUAGE plpgsql
-AS $$
-BEGIN
-    -- Statement triggers fire for statements that delete no row too (the completion's delete
-    -- part, most of the time): skip the three statements then.
-    IF NOT EXISTS (SELECT FROM old_rows) THEN
-        RETURN NULL;
-    END IF;
-    -- The cascades of the compatible layout's foreign keys and delete trigger.
-    DELETE FROM procrastinate_events AS e USING old_rows AS o WHERE e.job_id = o.id;
-    UPDATE procrastinate_periodic_defers AS p SET job_id = NULL FROM old_rows AS o WHERE p.job_id = o.id;
-    DELETE FROM procrastinate_dotnet_job_trace AS t USING old_rows AS o WHERE t.job_id = o.id;
-    RETURN NULL;
-END;
-$$;
-
-CREATE FUNCTION procrastinate_lean_workers_deleted()
-    RETURNS trigger
-    LANGUAGE plpgsql
-AS $$
-BEGIN
-    IF NOT EXISTS (SELECT FROM old_rows) THEN
-        RETURN NULL;
-    END IF;
-    -- The compatible layout's ON DELETE SET NULL, for the jobs that are running (the ones
-    -- stalled-job rescue and re-registration look at); ended jobs keep the id.
-    UPDATE procrastinate_jobs AS j SET worker_id = NULL
-    FROM old_rows AS o
-    WHERE j.worker_id = o.id AND j.status = 'doing';
-    RETURN NULL;
-END;
-$$;
+-- Their functions are in lean_triggers.sql, which SchemaManager runs just before this file (and
+-- alone, to bring the functions of a database converted by an earlier version up to date).
 
 CREATE TRIGGER procrastinate_lean_jobs_inserted
     AFTER INSERT ON procrastinate_jobs
