@@ -388,6 +388,86 @@ public sealed class WorkerTests(DatabaseFixture db) : IClassFixture<DatabaseFixt
         Assert.Equal(6L, await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'"));
     }
 
+    public sealed record PaddedArgs(int Mode, string Pad);
+
+    /// <summary>
+    /// A worker at Concurrency 1 with the default (adaptive) prefetch first runs
+    /// <paramref name="warmUp"/> jobs of <paramref name="warmMode"/> (0: returns at once; 2: takes
+    /// 50 ms), then gets a job that blocks followed by 200 quick ones, all with arguments padded
+    /// to <paramref name="padChars"/>. Returns how many jobs it holds claimed while the blocker runs.
+    /// </summary>
+    private async Task<long> HeldWhileBlocked(int warmMode, int warmUp, int padChars)
+    {
+        await using var app = db.CreateApp();
+        var inBlock = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var task = app.Task<PaddedArgs>("adaptive", async a =>
+        {
+            if (a.Mode == 1)
+            {
+                inBlock.TrySetResult();
+                await release.Task;
+            }
+            else if (a.Mode == 2)
+            {
+                await Task.Delay(50);
+            }
+        });
+        var pad = new string('x', padChars);
+        using var cts = new CancellationTokenSource();
+        var run = app.RunWorkerAsync(new WorkerOptions { HandleSignals = false, Concurrency = 1, FetchJobPollingInterval = TimeSpan.FromMilliseconds(100) }, cts.Token);
+        try
+        {
+            await task.DeferManyAsync(Enumerable.Repeat(new PaddedArgs(warmMode, pad), warmUp));
+            var deadline = Stopwatch.StartNew();
+            while (await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'") < warmUp)
+            {
+                Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(30), "the warm-up jobs did not all run");
+                await Task.Delay(20);
+            }
+            await task.DeferManyAsync([new PaddedArgs(1, pad), .. Enumerable.Repeat(new PaddedArgs(0, pad), 200)]);
+            await inBlock.Task.WaitAsync(TimeSpan.FromSeconds(10));
+            // Let the fetcher fill whatever room it has (it claims on notifications and every 100 ms).
+            long held = 0, previous = -1;
+            for (var i = 0; i < 10 && held != previous; i++)
+            {
+                await Task.Delay(150);
+                previous = held;
+                held = await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing'");
+            }
+            return held;
+        }
+        finally
+        {
+            await cts.CancelAsync();
+            release.TrySetResult();
+            await run;
+        }
+    }
+
+    [Fact]
+    public async Task The_default_prefetch_claims_hundreds_ahead_when_jobs_are_short()
+    {
+        // About 100 ms of work: for jobs of microseconds, the 1,000 cap (here: all 201 jobs).
+        Assert.Equal(201L, await HeldWhileBlocked(warmMode: 0, warmUp: 100, padChars: 0));
+    }
+
+    [Fact]
+    public async Task The_default_prefetch_stays_near_the_concurrency_when_jobs_take_long()
+    {
+        // Jobs of 50 ms at Concurrency 1: 100 ms of work is 2 jobs ahead of the running one.
+        var held = await HeldWhileBlocked(warmMode: 2, warmUp: 10, padChars: 0);
+        Assert.InRange(held, 2L, 3L);
+    }
+
+    [Fact]
+    public async Task The_default_prefetch_holds_at_most_about_16_MB_of_arguments()
+    {
+        // Arguments of about 100,000 characters: 8,000,000 / 100,000 = 79 ahead of the running one.
+        var held = await HeldWhileBlocked(warmMode: 0, warmUp: 50, padChars: 100_000);
+        Assert.InRange(held, 3L, 81L);
+    }
+
     [Fact]
     public async Task Without_prefetch_a_worker_claims_only_for_free_executors()
     {
