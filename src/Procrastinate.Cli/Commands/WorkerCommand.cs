@@ -40,6 +40,11 @@ internal sealed partial class WorkerCommand : CliCommand
         Description = "Delete finished jobs: never (default), successful, always.",
         HelpName = "never|successful|always",
     };
+    private readonly Option<int> _prefetch = new("--prefetch-jobs")
+    {
+        Description = "Jobs claimed ahead of the free executors, into a local buffer; 0: none (default: adapts to the jobs' run time, from the concurrency up to 300).",
+        HelpName = "n",
+    };
     private readonly Option<int> _vacuumAfter = new("--vacuum-after-claimed-jobs")
     {
         Description = "Vacuum the job table after this many claimed jobs, so claims stay fast under a sustained load; 0 leaves it to autovacuum (default: 50000).",
@@ -48,7 +53,7 @@ internal sealed partial class WorkerCommand : CliCommand
 
     public override Command Build() => new("worker", "Run a worker: fetch jobs of the app's tasks and run them. SIGINT or SIGTERM stops it gracefully; a second one aborts running jobs.")
     {
-        _name, _queues, _concurrency, _fetchPolling, _abortPolling, _gracefulTimeout, _oneShot, _listenNotify, _noListenNotify, _deleteJobs, _vacuumAfter,
+        _name, _queues, _concurrency, _prefetch, _fetchPolling, _abortPolling, _gracefulTimeout, _oneShot, _listenNotify, _noListenNotify, _deleteJobs, _vacuumAfter,
     };
 
     public override async Task<int> ExecuteAsync(Invocation invocation, CancellationToken cancellationToken)
@@ -64,7 +69,8 @@ internal sealed partial class WorkerCommand : CliCommand
         // The loaded app was built without the CLI's logging: the worker logs through the CLI's.
         options = options with { LoggerFactory = session.LoggerFactory };
         var queues = options.Queues is { Count: > 0 } q ? string.Join(", ", q) : "all queues";
-        LogStarting(session.Logger, options.Name, userApp.Description, queues, options.Concurrency, app.Tasks.Count,
+        LogStarting(session.Logger, options.Name, userApp.Description, queues, options.Concurrency,
+            options.PrefetchJobs is { } prefetch ? prefetch.ToString(CultureInfo.InvariantCulture) : "adaptive", app.Tasks.Count,
             options.ListenNotify ? "on" : "off", options.FetchJobPollingInterval.TotalSeconds, options.AbortJobPollingInterval.TotalSeconds,
             options.ShutdownGracefulTimeout is { } graceful ? string.Create(CultureInfo.InvariantCulture, $"{graceful.TotalSeconds:0.###} s") : "none", options.DeleteJobs.ToString().ToLowerInvariant(),
             options.VacuumAfterClaimedJobs > 0 ? string.Create(CultureInfo.InvariantCulture, $"after {options.VacuumAfterClaimedJobs} claimed jobs") : "off",
@@ -95,6 +101,7 @@ internal sealed partial class WorkerCommand : CliCommand
                 ? [.. queues.SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).Distinct(StringComparer.Ordinal)]
                 : null,
             Concurrency = settings.Get(_concurrency, defaults.Concurrency),
+            PrefetchJobs = settings.GetNullable(_prefetch),
             FetchJobPollingInterval = Seconds(settings, _fetchPolling) ?? defaults.FetchJobPollingInterval,
             AbortJobPollingInterval = Seconds(settings, _abortPolling) ?? defaults.AbortJobPollingInterval,
             ShutdownGracefulTimeout = Seconds(settings, _gracefulTimeout),
@@ -116,9 +123,9 @@ internal sealed partial class WorkerCommand : CliCommand
         settings.GetNullable(option) is { } seconds ? TimeParsing.FromSeconds(seconds, seconds.ToString(CultureInfo.InvariantCulture), option.Name) : null;
 
     [LoggerMessage(1, LogLevel.Information,
-        "Starting worker '{Name}' of {App} on {Queues}: concurrency {Concurrency}, {TaskCount} task(s), listen/notify {ListenNotify}, " +
+        "Starting worker '{Name}' of {App} on {Queues}: concurrency {Concurrency}, prefetch {Prefetch}, {TaskCount} task(s), listen/notify {ListenNotify}, " +
         "fetch polling {FetchPolling:0.###} s, abort polling {AbortPolling:0.###} s, graceful timeout {Graceful}, delete jobs {DeleteJobs}, vacuum {Vacuum}, one-shot {OneShot}")]
-    private static partial void LogStarting(ILogger logger, string name, string app, string queues, int concurrency, int taskCount,
+    private static partial void LogStarting(ILogger logger, string name, string app, string queues, int concurrency, string prefetch, int taskCount,
         string listenNotify, double fetchPolling, double abortPolling, string graceful, string deleteJobs, string vacuum, string oneShot);
 
     [LoggerMessage(2, LogLevel.Information, "Worker '{Name}' stopped after {Seconds:F1} s; it ran {Completed} job(s)")]
