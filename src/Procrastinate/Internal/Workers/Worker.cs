@@ -214,9 +214,11 @@ internal sealed partial class Worker
         var failures = 0;
         while (!stop.IsCancellationRequested)
         {
+            // Read once: the room a claim may take. The adaptive capacity and the held count move
+            // under it, so a claim is only sent with room for at least one job.
             var room = ClaimRoom;
             var fetched = false;
-            if (ShouldFetch())
+            if (room > 0 && ShouldFetch())
             {
                 _wake.Reset();
                 // Read before the claim: an empty claim only proves there is nothing left when all

@@ -11,7 +11,7 @@
 -- session whose first update touched no row or one row (a worker's prune of stalled jobs, a
 -- single completion) kept a nested loop for the old-to-new row join, and each later claim of
 -- 1,000 jobs then compared every row with every other: a million join-filter evaluations,
--- 230 ms instead of about 2. So the update function plans with nested loops off (its join of
+-- 240 ms of a 260 ms claim. So the update function plans with nested loops off (its join of
 -- the two transition tables becomes a hash or merge join, linear at any size), and the delete
 -- functions look rows up with "= ANY (ARRAY(SELECT id FROM old_rows))", an index lookup per
 -- id whatever the estimate. Test: LayoutTests, "plans do not depend on the size of the first
