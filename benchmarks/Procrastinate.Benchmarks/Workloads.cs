@@ -269,6 +269,18 @@ internal sealed class Workloads(Server server, Config config, CancellationToken 
         ctx.Result.WorkerUserCpuSeconds = r.UserCpuSeconds;
         ctx.Result.WorkerSystemCpuSeconds = r.SystemCpuSeconds;
         ctx.Result.Details["workerJobsRun"] = r.JobsRun;
+        // Over the worker's whole life (start-up included), per job it ran: what its garbage
+        // collector had to do.
+        if (r.JobsRun > 0)
+        {
+            ctx.Result.Details["workerAllocatedBytesPerJob"] = Math.Round(r.AllocatedBytes / (double)r.JobsRun);
+            ctx.Result.Details["workerGen0Collections"] = r.Gen0Collections;
+            ctx.Result.Details["workerGen2Collections"] = r.Gen2Collections;
+            ctx.Result.Details["workerGcPauseMs"] = Math.Round(r.GcPauseMs, 1);
+            // Methods compiled (tier 0, then again optimized when hot) and the time spent on it.
+            ctx.Result.Details["workerJitMethods"] = r.JitMethods;
+            ctx.Result.Details["workerJitMs"] = Math.Round(r.JitMs);
+        }
         await worker.DisposeAsync();
         ctx.Worker = null;
         return r;
