@@ -23,7 +23,6 @@ internal sealed record WorkerResult(
     string? Error,
     long AllocatedBytes = 0,
     int Gen0Collections = 0,
-    int Gen1Collections = 0,
     int Gen2Collections = 0,
     double GcPauseMs = 0,
     long JitMethods = 0,
@@ -134,7 +133,7 @@ internal static class WorkerMode
         var self = ProcStats.ReadSelf();
         var result = new WorkerResult(Environment.ProcessId, self.UserCpuSeconds, self.SystemCpuSeconds, self.PeakRssKb,
             recorder.Count, recorder.FirstStartTicks, recorder.LastStartTicks, recorder.Latencies(), error,
-            GC.GetTotalAllocatedBytes(precise: true), GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2),
+            GC.GetTotalAllocatedBytes(precise: true), GC.CollectionCount(0), GC.CollectionCount(2),
             GC.GetTotalPauseDuration().TotalMilliseconds,
             System.Runtime.JitInfo.GetCompiledMethodCount(), System.Runtime.JitInfo.GetCompilationTime().TotalMilliseconds);
         var json = JsonSerializer.Serialize(result, Json.Compact);
