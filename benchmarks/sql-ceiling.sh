@@ -70,7 +70,10 @@ echo "| Layout | Clients | Jobs per claim | Finished jobs | Jobs/s |"
 echo "|---|---|---|---|---|"
 for c in $clients; do
   psql "$url" -q -v ON_ERROR_STOP=1 >/dev/null <<SQL
-TRUNCATE procrastinate_events, procrastinate_jobs RESTART IDENTITY;
+SET client_min_messages = warning;
+TRUNCATE procrastinate_events, procrastinate_jobs RESTART IDENTITY CASCADE;
+-- The clients' workers (the compatible layout's foreign key wants them).
+INSERT INTO procrastinate_workers (id) OVERRIDING SYSTEM VALUE SELECT w FROM generate_series(1, $c) AS w ON CONFLICT DO NOTHING;
 INSERT INTO procrastinate_jobs (queue_name, task_name, args)
   SELECT 'default', 'bench_noop', '{"n": 1, "t": 0}'::jsonb FROM generate_series(1, $jobs);
 VACUUM ANALYZE procrastinate_jobs;
