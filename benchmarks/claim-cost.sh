@@ -31,22 +31,10 @@ while [ $# -gt 0 ]; do
 done
 say() { echo "claim-cost.sh: $*" >&2; }
 
-pgbench=$(ls -d /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | sort -V | tail -n 1)
-[ -n "$pgbench" ] || { say "pgbench not found under /usr/lib/postgresql (package postgresql-contrib or postgresql)"; exit 1; }
-server=${PROCRASTINATE_BENCH_DATABASE_URL:-$(scripts/postgres.sh)}
-url=$(printf '%s' "$server" | sed -E 's#^(postgres(ql)?://[^/]*)/[^?]*#\1/claim_cost#')
+# shellcheck source=benchmarks/pgbench-lib.sh
+. benchmarks/pgbench-lib.sh
+pgbench_setup claim_cost "$layout"
 
-psql "$server" -q -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS claim_cost" -c "CREATE DATABASE claim_cost"
-script=$(mktemp)
-trap 'rm -f "$script"; psql "$server" -q -c "DROP DATABASE IF EXISTS claim_cost (FORCE)" >/dev/null 2>&1 || true' EXIT
-say "installing the $layout layout"
-PROCRASTINATE_DATABASE_URL=$url dotnet run --project src/Procrastinate.Cli -c Release -v quiet -- \
-  schema --apply --layout "$layout" >&2
-
-statement() {
-  awk -v name="$1" '/^-- name: /{f = ($3 == name); next} f && !/^--/' src/Procrastinate/Internal/Sql/queries.sql |
-    tr '\n' ' ' | sed -E 's/[[:space:]]+/ /g; s/;[[:space:]]*$//'
-}
 # The claim as the worker sends it, all queues, worker 1, :n rows; the rows are counted, not sent.
 trace_join='SELECT claimed\.\*, trace\.traceparent, trace\.tracestate FROM claimed LEFT JOIN procrastinate_dotnet_job_trace AS trace ON trace\.job_id = claimed\.id'
 claim_sql=$(statement fetch_jobs | sed -E \
@@ -68,26 +56,22 @@ update_trigger=$([ "$layout" = lean ] && echo procrastinate_lean_jobs_updated ||
 export PGOPTIONS="-c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c enable_sort=off -c jit=off"
 # measure LABEL SQL [SETUP SQL run after the jobs are inserted]
 measure() {
-  psql "$url" -q -v ON_ERROR_STOP=1 >/dev/null <<SQL
-ALTER TABLE procrastinate_jobs ENABLE TRIGGER $update_trigger;
-SET client_min_messages = warning;
+  # Every measure starts from the same tables: the trigger on, the index there, fresh jobs.
+  fill_jobs "$jobs" 1 "ALTER TABLE procrastinate_jobs ENABLE TRIGGER $update_trigger;
 CREATE INDEX IF NOT EXISTS idx_procrastinate_jobs_worker_not_null ON procrastinate_jobs (worker_id)
-  WHERE worker_id IS NOT NULL AND status = 'doing'::procrastinate_job_status;
-TRUNCATE procrastinate_events, procrastinate_jobs RESTART IDENTITY CASCADE;
--- The claims' worker (the compatible layout's foreign key wants it).
-INSERT INTO procrastinate_workers (id) OVERRIDING SYSTEM VALUE VALUES (1) ON CONFLICT DO NOTHING;
-INSERT INTO procrastinate_jobs (queue_name, task_name, args)
-  SELECT 'default', 'bench_noop', '{"n": 1, "t": 0}'::jsonb FROM generate_series(1, $jobs);
-VACUUM ANALYZE procrastinate_jobs;
-VACUUM ANALYZE procrastinate_events;
-CHECKPOINT;
-${3:-}
-SQL
-  printf '\\set n %s\n\\set s random(1, %s)\n%s;\n' "$claim" "$((jobs - claim))" "$2" >"$script"
+  WHERE worker_id IS NOT NULL AND status = 'doing'::procrastinate_job_status;" "${3:-}"
+  printf '\\set n %s\n\\set s random(1, %s)\n%s;\n' "$claim" "$((jobs - claim))" "$2" >"$scratch"
   local out latency
-  out=$("$pgbench" -n -M prepared -c 1 -j 1 -T "$seconds" -f "$script" "$url" 2>&1) || { printf '%s\n' "$out" >&2; exit 1; }
+  out=$("$pgbench" -n -M prepared -c 1 -j 1 -T "$seconds" -f "$scratch" "$url" 2>&1) || { printf '%s\n' "$out" >&2; exit 1; }
   latency=$(printf '%s\n' "$out" | awk '/latency average/ {print $4}')
-  echo "| $1 | $latency | $(awk -v l="$latency" -v n="$claim" 'BEGIN { printf "%.1f", l * 1000 / n }') |"
+  # A claim that found no job left is quick and empty: such a measure means nothing.
+  local left note=""
+  left=$(psql "$url" -At -c "SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo'")
+  if [ "$left" -eq 0 ]; then
+    note=" (every job was claimed before the end: raise --jobs)"
+    say "$1: every job was claimed before the end; raise --jobs"
+  fi
+  echo "| $1$note | $latency | $(awk -v l="$latency" -v n="$claim" 'BEGIN { printf "%.1f", l * 1000 / n }') |"
 }
 
 echo "Layout $layout, $claim rows per statement, one client, $seconds s per measure, $(date -u '+%Y-%m-%d %H:%M UTC')"

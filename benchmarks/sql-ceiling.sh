@@ -33,23 +33,10 @@ while [ $# -gt 0 ]; do
 done
 say() { echo "sql-ceiling.sh: $*" >&2; }
 
-pgbench=$(ls -d /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | sort -V | tail -n 1)
-[ -n "$pgbench" ] || { say "pgbench not found under /usr/lib/postgresql (package postgresql-contrib or postgresql)"; exit 1; }
-server=${PROCRASTINATE_BENCH_DATABASE_URL:-$(scripts/postgres.sh)}
-# postgresql://user@host:port/db → the same server, database sql_ceiling.
-url=$(printf '%s' "$server" | sed -E 's#^(postgres(ql)?://[^/]*)/[^?]*#\1/sql_ceiling#')
+# shellcheck source=benchmarks/pgbench-lib.sh
+. benchmarks/pgbench-lib.sh
+pgbench_setup sql_ceiling "$layout"
 
-psql "$server" -q -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS sql_ceiling" -c "CREATE DATABASE sql_ceiling"
-trap 'psql "$server" -q -c "DROP DATABASE IF EXISTS sql_ceiling (FORCE)" >/dev/null 2>&1 || true' EXIT
-say "installing the $layout layout"
-PROCRASTINATE_DATABASE_URL=$url dotnet run --project src/Procrastinate.Cli -c Release -v quiet -- \
-  schema --apply --layout "$layout" >&2
-
-# One statement of queries.sql, comments dropped, on one line.
-statement() {
-  awk -v name="$1" '/^-- name: /{f = ($3 == name); next} f && !/^--/' src/Procrastinate/Internal/Sql/queries.sql |
-    tr '\n' ' ' | sed -E 's/[[:space:]]+/ /g; s/;[[:space:]]*$//'
-}
 # The claim, all queues ($1 NULL), as worker :wid, up to :n jobs; its ids come back as one string.
 claim_sql=$(statement fetch_jobs | sed -E \
   -e 's/\$1::character varying\[\]/NULL::character varying[]/g' -e 's/\$2/:wid::bigint/g' -e 's/\$3::integer/:n::integer/g' \
@@ -61,26 +48,14 @@ finish_sql=$(statement finish_jobs | sed -E \
 case "$claim_sql$finish_sql" in
   *'$'[0-9]*|*'SELECT claimed.*'*|*'unnest($1'*) say "queries.sql changed shape: this script's substitutions no longer apply"; exit 1 ;;
 esac
-script=$(mktemp)
-trap 'rm -f "$script"; psql "$server" -q -c "DROP DATABASE IF EXISTS sql_ceiling (FORCE)" >/dev/null 2>&1 || true' EXIT
-printf '\\set wid :client_id + 1\n\\set n %s\n\\set del %s\n%s \\gset\n%s;\n' "$claim" "$delete" "$claim_sql" "$finish_sql" >"$script"
+printf '\\set wid :client_id + 1\n\\set n %s\n\\set del %s\n%s \\gset\n%s;\n' "$claim" "$delete" "$claim_sql" "$finish_sql" >"$scratch"
 
 export PGOPTIONS="-c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c enable_sort=off -c jit=off"
 echo "| Layout | Clients | Jobs per claim | Finished jobs | Jobs/s |"
 echo "|---|---|---|---|---|"
 for c in $clients; do
-  psql "$url" -q -v ON_ERROR_STOP=1 >/dev/null <<SQL
-SET client_min_messages = warning;
-TRUNCATE procrastinate_events, procrastinate_jobs RESTART IDENTITY CASCADE;
--- The clients' workers (the compatible layout's foreign key wants them).
-INSERT INTO procrastinate_workers (id) OVERRIDING SYSTEM VALUE SELECT w FROM generate_series(1, $c) AS w ON CONFLICT DO NOTHING;
-INSERT INTO procrastinate_jobs (queue_name, task_name, args)
-  SELECT 'default', 'bench_noop', '{"n": 1, "t": 0}'::jsonb FROM generate_series(1, $jobs);
-VACUUM ANALYZE procrastinate_jobs;
-VACUUM ANALYZE procrastinate_events;
-CHECKPOINT;
-SQL
-  "$pgbench" -n -M prepared -c "$c" -j "$c" -T "$seconds" -f "$script" "$url" >/dev/null
+  fill_jobs "$jobs" "$c"
+  "$pgbench" -n -M prepared -c "$c" -j "$c" -T "$seconds" -f "$scratch" "$url" >/dev/null
   left=$(psql "$url" -At -c "SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo'")
   [ "$left" -gt 0 ] || say "every job was drained before the end: raise --jobs"
   echo "| $layout | $c | $claim | $([ "$delete" = true ] && echo deleted || echo kept) | $(( (jobs - left) / seconds )) |"

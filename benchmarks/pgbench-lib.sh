@@ -1,0 +1,45 @@
+# Shared by the pgbench scripts of benchmarks/ (sql-ceiling.sh, claim-cost.sh): sourced, not run.
+# The sourcing script has cd'd to the checkout and defined say().
+
+# pgbench_setup DATABASE LAYOUT: finds pgbench ($pgbench) and the server ($server:
+# PROCRASTINATE_BENCH_DATABASE_URL when set, otherwise this checkout's cluster, scripts/postgres.sh),
+# creates DATABASE there ($url) with LAYOUT installed, and drops it on exit, with the file
+# $scratch (a pgbench script), which it creates.
+pgbench_setup() {
+  pgbench=$(ls -d /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | sort -V | tail -n 1)
+  [ -n "$pgbench" ] || { say "pgbench not found under /usr/lib/postgresql (package postgresql-contrib or postgresql)"; exit 1; }
+  server=${PROCRASTINATE_BENCH_DATABASE_URL:-$(scripts/postgres.sh)}
+  bench_database=$1
+  # postgresql://user@host:port/db → the same server, database $1.
+  url=$(printf '%s' "$server" | sed -E "s#^(postgres(ql)?://[^/]*)/[^?]*#\\1/$bench_database#")
+  psql "$server" -q -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $bench_database" -c "CREATE DATABASE $bench_database"
+  scratch=$(mktemp)
+  trap 'rm -f "$scratch"; psql "$server" -q -c "DROP DATABASE IF EXISTS $bench_database (FORCE)" >/dev/null 2>&1 || true' EXIT
+  say "installing the $2 layout"
+  PROCRASTINATE_DATABASE_URL=$url dotnet run --project src/Procrastinate.Cli -c Release -v quiet -- \
+    schema --apply --layout "$2" >&2
+}
+
+# statement NAME: one statement of queries.sql, comments dropped, on one line.
+statement() {
+  awk -v name="$1" '/^-- name: /{f = ($3 == name); next} f && !/^--/' src/Procrastinate/Internal/Sql/queries.sql |
+    tr '\n' ' ' | sed -E 's/[[:space:]]+/ /g; s/;[[:space:]]*$//'
+}
+
+# fill_jobs JOBS WORKERS [BEFORE] [AFTER]: empties the job tables, registers workers 1 to WORKERS
+# (the compatible layout's foreign key wants a claim's worker), inserts JOBS waiting jobs,
+# vacuums and checkpoints; the SQL BEFORE runs first, AFTER last.
+fill_jobs() {
+  psql "$url" -q -v ON_ERROR_STOP=1 >/dev/null <<SQL
+SET client_min_messages = warning;
+${3:-}
+TRUNCATE procrastinate_events, procrastinate_jobs RESTART IDENTITY CASCADE;
+INSERT INTO procrastinate_workers (id) OVERRIDING SYSTEM VALUE SELECT w FROM generate_series(1, $2) AS w ON CONFLICT DO NOTHING;
+INSERT INTO procrastinate_jobs (queue_name, task_name, args)
+  SELECT 'default', 'bench_noop', '{"n": 1, "t": 0}'::jsonb FROM generate_series(1, $1);
+VACUUM ANALYZE procrastinate_jobs;
+VACUUM ANALYZE procrastinate_events;
+CHECKPOINT;
+${4:-}
+SQL
+}
