@@ -15,7 +15,7 @@ internal sealed class Config
     /// W3 "best options" on the compatible layout, also used by W4 and W5. Edit here (or pass
     /// --best-option) when new WorkerOptions appear. Chosen by measurement: see benchmarks/README.md.
     /// </summary>
-    public static readonly string[] BestProfile = ["Concurrency=100"];
+    public static readonly string[] BestProfile = ["Concurrency=100", "ClaimsInFlight=2"];
 
     /// <summary>
     /// The same on the lean layout, where deleting successful jobs is cheaper than keeping them

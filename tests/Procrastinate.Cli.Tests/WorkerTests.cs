@@ -80,6 +80,7 @@ public sealed class WorkerTests(DatabaseFixture database) : CliTest(database), I
     [InlineData("--fetch-job-polling-interval", "-1", "not a number of seconds")]
     [InlineData("--vacuum-after-claimed-jobs", "-5", "VacuumAfterClaimedJobs cannot be negative")]
     [InlineData("--prefetch-jobs", "-1", "PrefetchJobs cannot be negative")]
+    [InlineData("--claims-in-flight", "5", "ClaimsInFlight must be from 1 to 4")]
     public async Task Bad_worker_flags_are_one_line(string flag, string value, string message)
     {
         var result = await RunAsync(Worker(NewDirectory(), "--one-shot", flag, value));

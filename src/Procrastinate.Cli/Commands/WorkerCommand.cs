@@ -45,6 +45,11 @@ internal sealed partial class WorkerCommand : CliCommand
         Description = "Jobs claimed ahead of the free executors, into a local buffer; 0: none (default: adapts to the jobs' run time, from the concurrency up to 300).",
         HelpName = "n",
     };
+    private readonly Option<int> _claimsInFlight = new("--claims-in-flight")
+    {
+        Description = "Claims on their way to the database at once, 1 to 4; 2 pays when the claims, not the jobs, bound the worker (default: 1).",
+        HelpName = "n",
+    };
     private readonly Option<int> _vacuumAfter = new("--vacuum-after-claimed-jobs")
     {
         Description = "Vacuum the job table after this many claimed jobs, so claims stay fast under a sustained load; 0 leaves it to autovacuum (default: 50000).",
@@ -53,7 +58,7 @@ internal sealed partial class WorkerCommand : CliCommand
 
     public override Command Build() => new("worker", "Run a worker: fetch jobs of the app's tasks and run them. SIGINT or SIGTERM stops it gracefully; a second one aborts running jobs.")
     {
-        _name, _queues, _concurrency, _prefetch, _fetchPolling, _abortPolling, _gracefulTimeout, _oneShot, _listenNotify, _noListenNotify, _deleteJobs, _vacuumAfter,
+        _name, _queues, _concurrency, _prefetch, _claimsInFlight, _fetchPolling, _abortPolling, _gracefulTimeout, _oneShot, _listenNotify, _noListenNotify, _deleteJobs, _vacuumAfter,
     };
 
     public override async Task<int> ExecuteAsync(Invocation invocation, CancellationToken cancellationToken)
@@ -102,6 +107,7 @@ internal sealed partial class WorkerCommand : CliCommand
                 : null,
             Concurrency = settings.Get(_concurrency, defaults.Concurrency),
             PrefetchJobs = settings.GetNullable(_prefetch),
+            ClaimsInFlight = settings.Get(_claimsInFlight, defaults.ClaimsInFlight),
             FetchJobPollingInterval = Seconds(settings, _fetchPolling) ?? defaults.FetchJobPollingInterval,
             AbortJobPollingInterval = Seconds(settings, _abortPolling) ?? defaults.AbortJobPollingInterval,
             ShutdownGracefulTimeout = Seconds(settings, _gracefulTimeout),

@@ -470,6 +470,103 @@ public sealed class WorkerTests(DatabaseFixture db) : IClassFixture<DatabaseFixt
         Assert.InRange(held, 3L, 81L);
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task A_worker_keeps_at_most_its_claims_in_flight_and_runs_every_job_once(int claims)
+    {
+        await using var app = db.CreateApp();
+        var runs = new ConcurrentDictionary<int, int>();
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var task = app.Task<SumArgs>("in_flight", async a =>
+        {
+            await gate.Task;
+            runs.AddOrUpdate(a.A, 1, (_, n) => n + 1);
+        });
+        await task.DeferManyAsync(Enumerable.Range(0, 500).Select(i => new SumArgs(i, 0)));
+        // Room for 200 jobs, claims of at most 100 when two may be on their way. A worker with
+        // nothing to do sends one claim; once it holds jobs, the next claims may go out together.
+        var run = app.RunWorkerAsync(OneShot with { Concurrency = 10, PrefetchJobs = 190, ClaimsInFlight = claims });
+        var deadline = Stopwatch.StartNew();
+        while (await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing'") < 200 && deadline.Elapsed < TimeSpan.FromSeconds(15))
+            await Task.Delay(20);
+        Assert.Equal(200L, await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing'"));
+        // Claims wait on this lock (a claim locks rows; plain reads do not wait): once the held
+        // jobs end, the test sees how many claims the worker sends before one has come back.
+        await using var blocker = await db.DataSource.OpenConnectionAsync();
+        await using var lockTx = await blocker.BeginTransactionAsync();
+        await using (var lockCmd = new Npgsql.NpgsqlCommand("LOCK TABLE procrastinate_jobs IN EXCLUSIVE MODE", blocker, lockTx))
+            await lockCmd.ExecuteNonQueryAsync();
+        gate.SetResult();
+        const string waitingClaims =
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'WITH candidate%'";
+        deadline.Restart();
+        long waiting;
+        while ((waiting = await db.ScalarAsync<long>(waitingClaims)) < claims && deadline.Elapsed < TimeSpan.FromSeconds(15))
+            await Task.Delay(20);
+        Assert.Equal(claims, waiting);
+        await Task.Delay(300); // and no more than that
+        Assert.Equal(claims, await db.ScalarAsync<long>(waitingClaims));
+        await lockTx.RollbackAsync();
+        await run.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(500, runs.Count);
+        Assert.All(runs.Values, n => Assert.Equal(1, n));
+        Assert.Equal(500L, await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'"));
+    }
+
+    [Fact]
+    public async Task A_job_announced_while_a_claim_is_on_its_way_is_claimed_when_it_comes_back_not_at_the_next_poll()
+    {
+        await using var app = db.CreateApp();
+        var ran = new ConcurrentQueue<int>();
+        var task = app.Task<SumArgs>("announced_meanwhile", a => ran.Enqueue(a.A));
+        using var cts = new CancellationTokenSource();
+        var run = app.RunWorkerAsync(new WorkerOptions
+        {
+            HandleSignals = false, Concurrency = 2, PrefetchJobs = 0, FetchJobPollingInterval = TimeSpan.FromSeconds(60),
+        }, cts.Token);
+        var deadline = Stopwatch.StartNew();
+        while (app.Workers.FirstOrDefault() is not { IsListening: true, Id: > 0 } && deadline.Elapsed < TimeSpan.FromSeconds(15))
+            await Task.Delay(20);
+        var workerId = app.Workers.Single().Id;
+        // The claim's foreign-key check on its worker's row (compatible layout) waits for this row
+        // lock: the claim has taken its snapshot and cannot come back until the lock goes.
+        await using var blocker = await db.DataSource.OpenConnectionAsync();
+        await using var lockTx = await blocker.BeginTransactionAsync();
+        await using (var lockCmd = new Npgsql.NpgsqlCommand("SELECT id FROM procrastinate_workers WHERE id = $1 FOR UPDATE", blocker, lockTx))
+        {
+            lockCmd.Parameters.AddWithValue(workerId);
+            await lockCmd.ExecuteNonQueryAsync();
+        }
+        await task.DeferAsync(new SumArgs(1, 0));
+        const string waitingClaims =
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'WITH candidate%'";
+        deadline.Restart();
+        while (await db.ScalarAsync<long>(waitingClaims) < 1 && deadline.Elapsed < TimeSpan.FromSeconds(15))
+            await Task.Delay(20);
+        Assert.Equal(1L, await db.ScalarAsync<long>(waitingClaims));
+        // Deferred and announced after the claim's snapshot: the claim comes back without it.
+        await task.DeferAsync(new SumArgs(2, 0));
+        await Task.Delay(300); // the notification reaches the worker
+        await lockTx.RollbackAsync();
+        deadline.Restart();
+        while (ran.Count < 2 && deadline.Elapsed < TimeSpan.FromSeconds(20))
+            await Task.Delay(20);
+        Assert.Equal([1, 2], ran.Order());
+        await cts.CancelAsync();
+        await run;
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(5)]
+    public async Task ClaimsInFlight_is_from_1_to_4(int claims)
+    {
+        await using var app = db.CreateApp();
+        var e = await Assert.ThrowsAsync<ArgumentException>(() => app.RunWorkerAsync(OneShot with { ClaimsInFlight = claims }));
+        Assert.Contains("ClaimsInFlight must be from 1 to 4", e.Message);
+    }
+
     [Fact]
     public async Task Without_prefetch_a_worker_claims_only_for_free_executors()
     {

@@ -188,87 +188,181 @@ internal sealed partial class Worker
     }
 
     /// <summary>
-    /// Whether a claim now is worth its round trip: an executor is idle with nothing buffered,
-    /// or at least half the capacity is free (so claims come in batches). Not while a full
-    /// completion batch of outcomes waits to be written: each is a job still 'doing' in the
-    /// database, and claiming on would let them pile up (executors can outrun the completer by
-    /// far) until the completion statement, whose cost grows with the 'doing' rows, stalls.
-    /// The completer wakes the fetcher after the batch that relieves it.
+    /// Whether a claim now is worth its round trip: an executor is idle with nothing buffered and
+    /// no claim on its way, or enough of the capacity is free of held jobs and of the room of the
+    /// claims on their way (half of it, or a claim's share when several may be on their way), so
+    /// claims come in batches. Not while a full completion batch of outcomes waits to be written:
+    /// each is a job still 'doing' in the database, and claiming on would let them pile up
+    /// (executors can outrun the completer by far) until the completion statement, whose cost
+    /// grows with the 'doing' rows, stalls. The completer wakes the fetcher after the batch that
+    /// relieves it.
     /// </summary>
     private bool ShouldFetch()
     {
-        var room = Capacity - Volatile.Read(ref _held);
+        var inFlight = Volatile.Read(ref _claimsInFlight);
+        var room = FreeRoom;
         return room > 0
+            && inFlight < _options.ClaimsInFlight
             && UnwrittenOutcomes < MaxCompletionBatch
-            && (_buffer.IsEmpty && Volatile.Read(ref _executing) < _options.Concurrency || room >= Math.Max(1, Capacity / 2));
+            && (inFlight == 0 && _buffer.IsEmpty && Volatile.Read(ref _executing) < _options.Concurrency
+                || room >= Math.Max(1, Math.Min(Capacity / 2, ClaimShare)));
     }
 
-    /// <summary>How many jobs a claim now may take: the free capacity, at most <see cref="Connector.MaxClaim"/>.</summary>
-    private int ClaimRoom => Math.Min(Capacity - Volatile.Read(ref _held), Connector.MaxClaim);
+    /// <summary>Capacity not taken by held jobs or by the room of the claims on their way.</summary>
+    private int FreeRoom => Capacity - Volatile.Read(ref _held) - Volatile.Read(ref _reservedRoom);
+
+    /// <summary>
+    /// The most one claim may take: the whole capacity, or its share when several claims may be
+    /// on their way and the capacity is large enough to split (<see cref="SplitClaimsFromCapacity"/>).
+    /// </summary>
+    private int ClaimShare
+    {
+        get
+        {
+            var capacity = Capacity;
+            var claims = _options.ClaimsInFlight;
+            return claims > 1 && capacity >= SplitClaimsFromCapacity ? (capacity + claims - 1) / claims : capacity;
+        }
+    }
+
+    /// <summary>How many jobs a claim now may take: the free room, at most a claim's share and <see cref="Connector.MaxClaim"/>.</summary>
+    private int ClaimRoom => Math.Min(Math.Min(FreeRoom, Connector.MaxClaim), ClaimShare);
+
+    /// <summary>Below this capacity a worker sends one claim at a time whatever its options: halves would be too small.</summary>
+    internal const int SplitClaimsFromCapacity = 100;
+    private int _claimsInFlight; // written by the fetch loop, read by ShouldFetch anywhere
+    private int _reservedRoom; // the room of the claims on their way, until their jobs are held
 
     /// <summary>Jobs that ended here and whose outcome is not written yet (still 'doing' in the database).</summary>
     private int UnwrittenOutcomes => Volatile.Read(ref _pendingOutcomes) - Volatile.Read(ref _held);
 
+    /// <summary>A claim on its way: its room, and whether the worker held nothing and had no other claim on its way when it was sent.</summary>
+    private sealed record PendingClaim(int Room, bool Idle, Task<IReadOnlyList<Job>> Jobs);
+
     private async Task FetchLoopAsync(CancellationToken stop)
     {
         var failures = 0;
-        while (!stop.IsCancellationRequested)
+        var claims = new Queue<PendingClaim>(2);
+        var wokenMeanwhile = false; // woken while claims were on their way, with none back yet
+        try
         {
-            // Read once: the room a claim may take. The adaptive capacity and the held count move
-            // under it, so a claim is only sent with room for at least one job.
-            var room = ClaimRoom;
-            var fetched = false;
-            if (room > 0 && ShouldFetch())
+            while (!stop.IsCancellationRequested)
             {
+                // Whatever happens from here on (a claim coming back, a notification, room freed)
+                // wakes the wait at the end of this turn.
                 _wake.Reset();
-                // Read before the claim: an empty claim only proves there is nothing left when all
-                // of this worker's outcomes were committed before the claim's snapshot was taken.
-                var idle = Volatile.Read(ref _held) == 0 && Volatile.Read(ref _pendingOutcomes) == 0;
-                IReadOnlyList<Job> jobs;
+                var shortClaim = false; // a claim came back with less than its room: nothing more to claim for now
+                var takenIn = false;
+                // Take in the claims that came back, oldest first: jobs start in the order they were claimed.
+                while (claims.TryPeek(out var head) && head.Jobs.IsCompleted)
+                {
+                    claims.Dequeue();
+                    takenIn = true;
+                    var jobs = head.Jobs.IsCompletedSuccessfully ? head.Jobs.Result : [];
+                    foreach (var job in jobs)
+                        Claim(job);
+                    Interlocked.Add(ref _reservedRoom, -head.Room);
+                    Interlocked.Decrement(ref _claimsInFlight);
+                    if (!head.Jobs.IsCompletedSuccessfully)
+                    {
+                        var e = head.Jobs.Exception?.GetBaseException() ?? new OperationCanceledException(stop);
+                        if (e is OperationCanceledException && stop.IsCancellationRequested)
+                            return;
+                        if (!IsTransient(e))
+                            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e);
+                        var delay = Backoff(++failures);
+                        Log.SideLoopError(_log, "fetch_job", "Fetching jobs", delay, e);
+                        if (!await DelayAsync(delay, stop).ConfigureAwait(false))
+                            return;
+                        continue;
+                    }
+                    failures = 0;
+                    if (_options.VacuumAfterClaimedJobs > 0 && jobs.Count > 0
+                        && Interlocked.Add(ref _claimedSinceVacuum, jobs.Count) >= _options.VacuumAfterClaimedJobs)
+                        _vacuumDue.Set();
+                    StartExecutor();
+                    _lastFetchFull = jobs.Count == head.Room;
+                    shortClaim |= jobs.Count < head.Room;
+                    if (jobs.Count == 0 && !_options.Wait && head.Idle && claims.Count == 0)
+                        return; // one-shot: nothing left to do and every outcome is written
+                }
+
+                // A claim's return wakes this loop only once the claim is complete, so a wake that took
+                // no claim in came from elsewhere: a notification, room freed. What it announced may
+                // be newer than the claims on their way saw: claim again once they are back, even
+                // if they came back short, as a claim sent after the wake would have seen it.
+                if (!takenIn && claims.Count > 0)
+                    wokenMeanwhile = true;
+                if (shortClaim && wokenMeanwhile && claims.Count == 0)
+                {
+                    shortClaim = false;
+                    wokenMeanwhile = false;
+                }
+
+                // After a short claim, wait for a reason to claim again (a notification, the poll;
+                // in one-shot mode, the executors or the completer), unless in one-shot mode nothing
+                // is left to wait for: that claim was sent beside another one, so it could not tell.
+                var idleNow = Volatile.Read(ref _held) == 0 && Volatile.Read(ref _pendingOutcomes) == 0 && claims.Count == 0;
+                if (!shortClaim || !_options.Wait && idleNow)
+                {
+                    while (ShouldFetch())
+                    {
+                        var room = ClaimRoom;
+                        if (room <= 0)
+                            break;
+                        // Read before the claim: an empty claim only proves there is nothing left when all of
+                        // this worker's outcomes were committed before its snapshot was taken, and no other
+                        // claim of this worker was on its way.
+                        var idle = Volatile.Read(ref _held) == 0 && Volatile.Read(ref _pendingOutcomes) == 0 && claims.Count == 0;
+                        Interlocked.Add(ref _reservedRoom, room);
+                        Interlocked.Increment(ref _claimsInFlight);
+                        wokenMeanwhile = false; // this claim's snapshot comes after that wake
+                        var task = _store.FetchJobsAsync(_queues, WorkerId, room, stop).AsTask();
+                        claims.Enqueue(new PendingClaim(room, idle, task));
+                        // Its return wakes this loop on the thread that completed it, as an await would.
+                        _ = task.ContinueWith(static (_, signal) => ((AsyncSignal)signal!).SetInline(), _wake,
+                            CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                        // A worker with nothing to do asks once: a second claim beside it would find
+                        // what the first leaves, and neither could prove the queue empty.
+                        if (idle)
+                            break;
+                    }
+                }
+
+                // Sleep until a claim comes back, a notification, room worth refilling, the next
+                // scheduled job, the poll interval, or stop. Without room, only a finished job (or
+                // stop) can wake it.
+                var timeout = claims.Count > 0 ? Timeout.InfiniteTimeSpan
+                    : shortClaim && _options.Wait ? await PollDelayAsync(stop).ConfigureAwait(false)
+                    : _options.Wait && FreeRoom > 0 ? _options.FetchJobPollingInterval
+                    : Timeout.InfiniteTimeSpan;
                 try
                 {
-                    jobs = await _store.FetchJobsAsync(_queues, WorkerId, room, stop).ConfigureAwait(false);
-                    failures = 0;
+                    await _wake.WaitAsync(timeout, stop).ConfigureAwait(false);
                 }
-                catch (OperationCanceledException) when (stop.IsCancellationRequested)
+                catch (OperationCanceledException)
                 {
-                    break;
+                    return;
                 }
-                catch (Exception e) when (IsTransient(e))
+            }
+        }
+        finally
+        {
+            // Claims still on their way at stop: their jobs are held, so the drain gives them back.
+            while (claims.TryDequeue(out var claim))
+            {
+                try
                 {
-                    var delay = Backoff(++failures);
-                    Log.SideLoopError(_log, "fetch_job", "Fetching jobs", delay, e);
-                    if (!await DelayAsync(delay, stop).ConfigureAwait(false))
-                        break;
-                    continue;
+                    foreach (var job in await claim.Jobs.ConfigureAwait(false))
+                        Claim(job);
                 }
-
-                fetched = true;
-                foreach (var job in jobs)
-                    Claim(job);
-                if (_options.VacuumAfterClaimedJobs > 0 && jobs.Count > 0
-                    && Interlocked.Add(ref _claimedSinceVacuum, jobs.Count) >= _options.VacuumAfterClaimedJobs)
-                    _vacuumDue.Set();
-                StartExecutor();
-                _lastFetchFull = jobs.Count == room;
-                if (jobs.Count == room && ShouldFetch())
-                    continue;
-                if (jobs.Count == 0 && !_options.Wait && idle)
-                    break; // one-shot: nothing left to do and every outcome is written
-            }
-
-            // Sleep until a notification, room worth refilling, the next scheduled job, the poll
-            // interval, or stop. Without room, only a finished job (or stop) can wake it.
-            var timeout = fetched && !_lastFetchFull && _options.Wait ? await PollDelayAsync(stop).ConfigureAwait(false)
-                : _options.Wait && room > 0 ? _options.FetchJobPollingInterval
-                : Timeout.InfiniteTimeSpan;
-            try
-            {
-                await _wake.WaitAsync(timeout, stop).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                break;
+                catch (Exception)
+                {
+                    // Cancelled by the stop, or failed: nothing of it is held here. An error that
+                    // ended the loop is the one reported.
+                }
+                Interlocked.Add(ref _reservedRoom, -claim.Room);
+                Interlocked.Decrement(ref _claimsInFlight);
             }
         }
     }
