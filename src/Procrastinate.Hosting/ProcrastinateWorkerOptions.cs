@@ -34,6 +34,18 @@ public sealed class ProcrastinateWorkerOptions
     /// <summary>How many jobs run at once. Default 1.</summary>
     public int Concurrency { get; set; } = Defaults.Concurrency;
 
+    /// <summary>
+    /// Jobs claimed ahead of the free executors, into a local buffer; 0: none. Default (null):
+    /// adapts to the jobs' run time. See <see cref="WorkerOptions.PrefetchJobs"/>.
+    /// </summary>
+    public int? PrefetchJobs { get; set; } = Defaults.PrefetchJobs;
+
+    /// <summary>
+    /// Claims on their way to the database at once, 1 to 4. Default 1. See
+    /// <see cref="WorkerOptions.ClaimsInFlight"/>.
+    /// </summary>
+    public int ClaimsInFlight { get; set; } = Defaults.ClaimsInFlight;
+
     /// <summary>Longest wait between two fetches when no notification arrives. Default 5 s.</summary>
     public TimeSpan FetchJobPollingInterval { get; set; } = Defaults.FetchJobPollingInterval;
 
@@ -103,6 +115,8 @@ public sealed class ProcrastinateWorkerOptions
         Name = string.IsNullOrWhiteSpace(Name) ? DefaultWorkerName(registrationName) : Name,
         Queues = Queues is { Count: > 0 } ? [.. Queues] : null,
         Concurrency = Concurrency,
+        PrefetchJobs = PrefetchJobs,
+        ClaimsInFlight = ClaimsInFlight,
         Wait = true,
         FetchJobPollingInterval = FetchJobPollingInterval,
         AbortJobPollingInterval = AbortJobPollingInterval,

@@ -28,6 +28,8 @@ public sealed class WorkerOptionsTests(DatabaseFixture db, ITestOutputHelper out
             ("Procrastinate:Worker:Queues:0", "alpha"),
             ("Procrastinate:Worker:Queues:1", "beta"),
             ("Procrastinate:Worker:Concurrency", "3"),
+            ("Procrastinate:Worker:PrefetchJobs", "40"),
+            ("Procrastinate:Worker:ClaimsInFlight", "2"),
             ("Procrastinate:Worker:FetchJobPollingInterval", "00:00:02"),
             ("Procrastinate:Worker:AbortJobPollingInterval", "00:00:03"),
             ("Procrastinate:Worker:ShutdownGracefulTimeout", "00:00:07"),
@@ -44,6 +46,8 @@ public sealed class WorkerOptionsTests(DatabaseFixture db, ITestOutputHelper out
         Assert.Equal("bound", options.Name);
         Assert.Equal(["alpha", "beta"], options.Queues);
         Assert.Equal(3, options.Concurrency);
+        Assert.Equal(40, options.PrefetchJobs);
+        Assert.Equal(2, options.ClaimsInFlight);
         Assert.Equal(TimeSpan.FromSeconds(2), options.FetchJobPollingInterval);
         Assert.Equal(TimeSpan.FromSeconds(3), options.AbortJobPollingInterval);
         Assert.Equal(TimeSpan.FromSeconds(7), options.ShutdownGracefulTimeout);
@@ -68,6 +72,8 @@ public sealed class WorkerOptionsTests(DatabaseFixture db, ITestOutputHelper out
         Assert.Equal("worker", options.Name);
         Assert.Null(options.Queues);
         Assert.Equal(core.Concurrency, options.Concurrency);
+        Assert.Equal(core.PrefetchJobs, options.PrefetchJobs);
+        Assert.Equal(core.ClaimsInFlight, options.ClaimsInFlight);
         Assert.Equal(core.FetchJobPollingInterval, options.FetchJobPollingInterval);
         Assert.Equal(core.UpdateHeartbeatInterval, options.UpdateHeartbeatInterval);
         Assert.Equal(core.StalledWorkerTimeout, options.StalledWorkerTimeout);
