@@ -301,7 +301,8 @@ internal sealed partial class Worker
 
                 // After a short claim, wait for a reason to claim again (a notification, the poll;
                 // in one-shot mode, the executors or the completer), unless in one-shot mode nothing
-                // is left to wait for: that claim was sent beside another one, so it could not tell.
+                // is left to wait for: that claim was sent while jobs were held or another claim was
+                // on its way, so its emptiness proved nothing, and nothing will wake this loop now.
                 var idleNow = Volatile.Read(ref _held) == 0 && Volatile.Read(ref _pendingOutcomes) == 0 && claims.Count == 0;
                 if (!shortClaim || !_options.Wait && idleNow)
                 {
