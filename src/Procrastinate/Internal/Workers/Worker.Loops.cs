@@ -24,7 +24,7 @@ internal sealed partial class Worker
             }
             await WriteOutcomesAsync(batch).ConfigureAwait(false);
             // A fetcher held back by the unwritten outcomes (ShouldFetch) may claim again now.
-            var heldBack = UnwrittenOutcomes >= MaxCompletionBatch;
+            var heldBack = UnwrittenOutcomes >= MaxUnwrittenOutcomes;
             Interlocked.Add(ref _pendingOutcomes, -batch.Count);
             batch.Clear();
             // Released locks and one-shot mode need a fresh look at the queue.
