@@ -46,6 +46,12 @@ public sealed class ProcrastinateWorkerOptions
     /// </summary>
     public int ClaimsInFlight { get; set; } = Defaults.ClaimsInFlight;
 
+    /// <summary>
+    /// Whether a claim's commit waits for PostgreSQL to flush it to disk. Default <c>false</c>. See
+    /// <see cref="WorkerOptions.DurableClaims"/>.
+    /// </summary>
+    public bool DurableClaims { get; set; } = Defaults.DurableClaims;
+
     /// <summary>Longest wait between two fetches when no notification arrives. Default 5 s.</summary>
     public TimeSpan FetchJobPollingInterval { get; set; } = Defaults.FetchJobPollingInterval;
 
@@ -117,6 +123,7 @@ public sealed class ProcrastinateWorkerOptions
         Concurrency = Concurrency,
         PrefetchJobs = PrefetchJobs,
         ClaimsInFlight = ClaimsInFlight,
+        DurableClaims = DurableClaims,
         Wait = true,
         FetchJobPollingInterval = FetchJobPollingInterval,
         AbortJobPollingInterval = AbortJobPollingInterval,

@@ -451,7 +451,7 @@ public sealed class InMemoryConnector : Connector
             && (other.Status == JobStatus.Doing
                 || (other.Status == JobStatus.Todo && (other.Priority > job.Priority || (other.Priority == job.Priority && other.Id < job.Id))))));
 
-    internal override ValueTask<IReadOnlyList<Job>> FetchJobsAsync(string[]? queues, long workerId, int maxJobs, CancellationToken cancellationToken) =>
+    internal override ValueTask<IReadOnlyList<Job>> FetchJobsAsync(string[]? queues, long workerId, int maxJobs, CancellationToken cancellationToken, bool durable = true) =>
         ValueTask.FromResult<IReadOnlyList<Job>>(Atomic(notifications =>
         {
             if (!_workers.ContainsKey(workerId))

@@ -50,7 +50,7 @@ public abstract class Connector : IAsyncDisposable, IDisposable
     internal const int MaxClaim = 1000;
 
     /// <summary>Claims up to <paramref name="maxJobs"/> (at most <see cref="MaxClaim"/>) jobs, in fetch order.</summary>
-    internal abstract ValueTask<IReadOnlyList<Job>> FetchJobsAsync(string[]? queues, long workerId, int maxJobs, CancellationToken cancellationToken);
+    internal abstract ValueTask<IReadOnlyList<Job>> FetchJobsAsync(string[]? queues, long workerId, int maxJobs, CancellationToken cancellationToken, bool durable = true);
 
     /// <summary>Writes final statuses (guarded by status, attempts and worker); returns the ids written.</summary>
     internal abstract ValueTask<IReadOnlyCollection<long>> FinishJobsAsync(IReadOnlyList<JobOutcome> outcomes, long workerId, CancellationToken cancellationToken);

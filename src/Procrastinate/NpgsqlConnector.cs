@@ -453,7 +453,7 @@ public sealed class NpgsqlConnector : Connector
         return await ReadInt64s(cmd, cancellationToken).ConfigureAwait(false);
     }
 
-    internal override async ValueTask<IReadOnlyList<Job>> FetchJobsAsync(string[]? queues, long workerId, int maxJobs, CancellationToken cancellationToken)
+    internal override async ValueTask<IReadOnlyList<Job>> FetchJobsAsync(string[]? queues, long workerId, int maxJobs, CancellationToken cancellationToken, bool durable = true)
     {
         await using var connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var batch = new NpgsqlBatch(connection);
@@ -464,6 +464,9 @@ public sealed class NpgsqlConnector : Connector
         // queues are planned each time, with their queues. The settings last until this batch's
         // implicit transaction ends.
         batch.BatchCommands.Add(new NpgsqlBatchCommand(SqlQueries.Get(queues is null ? "plan_claim_once" : "plan_claim_each_time")));
+        // WorkerOptions.DurableClaims false: this transaction's commit does not wait for the WAL flush.
+        if (!durable)
+            batch.BatchCommands.Add(new NpgsqlBatchCommand(SqlQueries.Get("claim_commit_without_flush")));
         var cmd = new NpgsqlBatchCommand(SqlQueries.Get("fetch_jobs"));
         cmd.Parameters.Add(Nullable(queues, NpgsqlDbType.Array | NpgsqlDbType.Varchar));
         cmd.Parameters.Add(new NpgsqlParameter<long> { TypedValue = workerId });
@@ -473,6 +476,8 @@ public sealed class NpgsqlConnector : Connector
         await using (var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
         {
             await reader.NextResultAsync(cancellationToken).ConfigureAwait(false); // past the plan setting's row
+            if (!durable)
+                await reader.NextResultAsync(cancellationToken).ConfigureAwait(false); // and the commit setting's
             var columns = JobColumns.Of(reader);
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
                 jobs.Add(columns.Read(reader));

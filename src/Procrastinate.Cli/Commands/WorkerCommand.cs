@@ -50,6 +50,10 @@ internal sealed partial class WorkerCommand : CliCommand
         Description = "Claims on their way to the database at once, 1 to 4; 2 pays when the claims, not the jobs, bound the worker (default: 1).",
         HelpName = "n",
     };
+    private readonly Option<bool> _durableClaims = new("--durable-claims")
+    {
+        Description = "Make each claim wait for PostgreSQL to flush it to disk; by default a claim does not, so jobs start sooner, and a crash of the server can undo the claims of its last fraction of a second (their jobs may run again).",
+    };
     private readonly Option<int> _vacuumAfter = new("--vacuum-after-claimed-jobs")
     {
         Description = "Vacuum the job table after this many claimed jobs, so claims stay fast under a sustained load; 0 leaves it to autovacuum (default: 50000).",
@@ -58,7 +62,7 @@ internal sealed partial class WorkerCommand : CliCommand
 
     public override Command Build() => new("worker", "Run a worker: fetch jobs of the app's tasks and run them. SIGINT or SIGTERM stops it gracefully; a second one aborts running jobs.")
     {
-        _name, _queues, _concurrency, _prefetch, _claimsInFlight, _fetchPolling, _abortPolling, _gracefulTimeout, _oneShot, _listenNotify, _noListenNotify, _deleteJobs, _vacuumAfter,
+        _name, _queues, _concurrency, _prefetch, _claimsInFlight, _durableClaims, _fetchPolling, _abortPolling, _gracefulTimeout, _oneShot, _listenNotify, _noListenNotify, _deleteJobs, _vacuumAfter,
     };
 
     public override async Task<int> ExecuteAsync(Invocation invocation, CancellationToken cancellationToken)
@@ -75,7 +79,8 @@ internal sealed partial class WorkerCommand : CliCommand
         options = options with { LoggerFactory = session.LoggerFactory };
         var queues = options.Queues is { Count: > 0 } q ? string.Join(", ", q) : "all queues";
         LogStarting(session.Logger, options.Name, userApp.Description, queues, options.Concurrency,
-            options.PrefetchJobs is { } prefetch ? prefetch.ToString(CultureInfo.InvariantCulture) : "adaptive", app.Tasks.Count,
+            options.PrefetchJobs is { } prefetch ? prefetch.ToString(CultureInfo.InvariantCulture) : "adaptive", options.ClaimsInFlight,
+            options.DurableClaims ? "on" : "off", app.Tasks.Count,
             options.ListenNotify ? "on" : "off", options.FetchJobPollingInterval.TotalSeconds, options.AbortJobPollingInterval.TotalSeconds,
             options.ShutdownGracefulTimeout is { } graceful ? string.Create(CultureInfo.InvariantCulture, $"{graceful.TotalSeconds:0.###} s") : "none", options.DeleteJobs.ToString().ToLowerInvariant(),
             options.VacuumAfterClaimedJobs > 0 ? string.Create(CultureInfo.InvariantCulture, $"after {options.VacuumAfterClaimedJobs} claimed jobs") : "off",
@@ -108,6 +113,7 @@ internal sealed partial class WorkerCommand : CliCommand
             Concurrency = settings.Get(_concurrency, defaults.Concurrency),
             PrefetchJobs = settings.GetNullable(_prefetch),
             ClaimsInFlight = settings.Get(_claimsInFlight, defaults.ClaimsInFlight),
+            DurableClaims = settings.Get(_durableClaims, defaults.DurableClaims),
             FetchJobPollingInterval = Seconds(settings, _fetchPolling) ?? defaults.FetchJobPollingInterval,
             AbortJobPollingInterval = Seconds(settings, _abortPolling) ?? defaults.AbortJobPollingInterval,
             ShutdownGracefulTimeout = Seconds(settings, _gracefulTimeout),
@@ -129,9 +135,9 @@ internal sealed partial class WorkerCommand : CliCommand
         settings.GetNullable(option) is { } seconds ? TimeParsing.FromSeconds(seconds, seconds.ToString(CultureInfo.InvariantCulture), option.Name) : null;
 
     [LoggerMessage(1, LogLevel.Information,
-        "Starting worker '{Name}' of {App} on {Queues}: concurrency {Concurrency}, prefetch {Prefetch}, {TaskCount} task(s), listen/notify {ListenNotify}, " +
+        "Starting worker '{Name}' of {App} on {Queues}: concurrency {Concurrency}, prefetch {Prefetch}, claims in flight {ClaimsInFlight}, durable claims {DurableClaims}, {TaskCount} task(s), listen/notify {ListenNotify}, " +
         "fetch polling {FetchPolling:0.###} s, abort polling {AbortPolling:0.###} s, graceful timeout {Graceful}, delete jobs {DeleteJobs}, vacuum {Vacuum}, one-shot {OneShot}")]
-    private static partial void LogStarting(ILogger logger, string name, string app, string queues, int concurrency, string prefetch, int taskCount,
+    private static partial void LogStarting(ILogger logger, string name, string app, string queues, int concurrency, string prefetch, int claimsInFlight, string durableClaims, int taskCount,
         string listenNotify, double fetchPolling, double abortPolling, string graceful, string deleteJobs, string vacuum, string oneShot);
 
     [LoggerMessage(2, LogLevel.Information, "Worker '{Name}' stopped after {Seconds:F1} s; it ran {Completed} job(s)")]

@@ -558,6 +558,46 @@ public sealed class WorkerTests(DatabaseFixture db) : IClassFixture<DatabaseFixt
     }
 
     [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_claim_commits_without_waiting_for_the_flush_unless_claims_are_durable(bool durable)
+    {
+        var server = await db.ScalarAsync<string>("SHOW synchronous_commit");
+        Assert.NotEqual("off", server); // or the test could not tell the two apart
+        await using var app = db.CreateApp();
+        var task = app.Task<SumArgs>("flush_setting", _ => { });
+        await task.DeferManyAsync([new SumArgs(1, 0), new SumArgs(2, 0), new SumArgs(3, 0)]);
+        // A row trigger, inside the claim's transaction, records the setting its commit will use.
+        await db.ExecAsync("""
+            CREATE TABLE test_claim_commit (setting text);
+            CREATE FUNCTION test_claim_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                INSERT INTO test_claim_commit VALUES (current_setting('synchronous_commit'));
+                RETURN NULL;
+            END;
+            $$;
+            CREATE TRIGGER test_claim_commit AFTER UPDATE ON procrastinate_jobs FOR EACH ROW
+                WHEN (OLD.status = 'todo' AND NEW.status = 'doing') EXECUTE FUNCTION test_claim_commit();
+            """);
+        try
+        {
+            await app.RunWorkerAsync(OneShot with { DurableClaims = durable });
+            var settings = await db.QueryAsync("SELECT setting FROM test_claim_commit");
+            Assert.Equal(3, settings.Count);
+            Assert.All(settings, row => Assert.Equal(durable ? server : "off", row["setting"]));
+            Assert.Equal(3L, await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'"));
+        }
+        finally
+        {
+            await db.ExecAsync("""
+                DROP TRIGGER test_claim_commit ON procrastinate_jobs;
+                DROP FUNCTION test_claim_commit();
+                DROP TABLE test_claim_commit;
+                """);
+        }
+    }
+
+    [Theory]
     [InlineData(0)]
     [InlineData(5)]
     public async Task ClaimsInFlight_is_from_1_to_4(int claims)

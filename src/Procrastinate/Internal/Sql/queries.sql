@@ -141,6 +141,14 @@ SELECT set_config('plan_cache_mode', 'force_generic_plan', true),
 -- plans so far.
 SELECT set_config('plan_cache_mode', 'force_custom_plan', true);
 
+-- name: claim_commit_without_flush
+-- Sent after the plan setting, in the same implicit transaction, unless the worker's claims are
+-- durable (WorkerOptions.DurableClaims): the claim's commit returns without waiting for its WAL
+-- to reach the disk, for this transaction only. The claim is visible to every other session at
+-- once, as any commit; only a crash of the server before the flush (at most a few times
+-- wal_writer_delay, or the next synchronous commit of any session) would undo it.
+SELECT set_config('synchronous_commit', 'off', true);
+
 -- name: finish_jobs
 -- Ends many runs at once with the effect of procrastinate_finish_job_v1 (COMPAT.md 2.6.4), but
 -- guarded: a row changes only while it is still the run this worker claimed (status doing,

@@ -326,7 +326,7 @@ internal sealed partial class Worker
                         Interlocked.Add(ref _reservedRoom, room);
                         Interlocked.Increment(ref _claimsInFlight);
                         wokenMeanwhile = false; // this claim's snapshot comes after that wake
-                        var task = _store.FetchJobsAsync(_queues, WorkerId, room, stop).AsTask();
+                        var task = _store.FetchJobsAsync(_queues, WorkerId, room, stop, _options.DurableClaims).AsTask();
                         claims.Enqueue(new PendingClaim(room, idle, task));
                         // Its return wakes this loop on the thread that completed it, as an await would.
                         _ = task.ContinueWith(static (_, signal) => ((AsyncSignal)signal!).SetInline(), _wake,
