@@ -463,10 +463,10 @@ public sealed class NpgsqlConnector : Connector
         // empty table it planned each claim anew for thousands of claims. Claims for given
         // queues are planned each time, with their queues. The settings last until this batch's
         // implicit transaction ends.
-        batch.BatchCommands.Add(new NpgsqlBatchCommand(SqlQueries.Get(queues is null ? "plan_claim_once" : "plan_claim_each_time")));
-        // WorkerOptions.DurableClaims false: this transaction's commit does not wait for the WAL flush.
-        if (!durable)
-            batch.BatchCommands.Add(new NpgsqlBatchCommand(SqlQueries.Get("claim_commit_without_flush")));
+        // The same settings say whether the commit waits for the WAL flush (WorkerOptions.DurableClaims).
+        var settings = new NpgsqlBatchCommand(SqlQueries.Get(queues is null ? "plan_claim_once" : "plan_claim_each_time"));
+        settings.Parameters.Add(new NpgsqlParameter<bool> { TypedValue = durable });
+        batch.BatchCommands.Add(settings);
         var cmd = new NpgsqlBatchCommand(SqlQueries.Get("fetch_jobs"));
         cmd.Parameters.Add(Nullable(queues, NpgsqlDbType.Array | NpgsqlDbType.Varchar));
         cmd.Parameters.Add(new NpgsqlParameter<long> { TypedValue = workerId });
@@ -475,9 +475,7 @@ public sealed class NpgsqlConnector : Connector
         var jobs = new List<Job>(Math.Min(maxJobs, MaxClaim));
         await using (var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
         {
-            await reader.NextResultAsync(cancellationToken).ConfigureAwait(false); // past the plan setting's row
-            if (!durable)
-                await reader.NextResultAsync(cancellationToken).ConfigureAwait(false); // and the commit setting's
+            await reader.NextResultAsync(cancellationToken).ConfigureAwait(false); // past the settings' row
             var columns = JobColumns.Of(reader);
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
                 jobs.Add(columns.Read(reader));

@@ -128,9 +128,15 @@ LEFT JOIN procrastinate_dotnet_job_trace AS trace ON trace.job_id = claimed.id;
 -- kept as the table grew (123 ms per claim at a million jobs). Without sequential scans and
 -- sorts the planner has one sensible plan left: the priority index in order, the primary key
 -- for the claimed rows, the trace table's key for their trace context.
+-- $1: whether the claim's commit waits for the WAL flush. Unless the worker's claims are durable
+-- (WorkerOptions.DurableClaims), it does not, for this transaction only: the claim is visible to
+-- every other session at once, as any commit; only a crash of the server before the flush (at
+-- most a few times wal_writer_delay, or the next synchronous commit of any session) would undo
+-- it. When durable, the server's setting stays as it is.
 SELECT set_config('plan_cache_mode', 'force_generic_plan', true),
        set_config('enable_seqscan', 'off', true),
-       set_config('enable_sort', 'off', true);
+       set_config('enable_sort', 'off', true),
+       set_config('synchronous_commit', CASE WHEN $1 THEN current_setting('synchronous_commit') ELSE 'off' END, true);
 
 -- name: plan_claim_each_time
 -- Sent before fetch_jobs for given queues, the same way. Their best plan depends on the queues
@@ -138,16 +144,9 @@ SELECT set_config('plan_cache_mode', 'force_generic_plan', true),
 -- each claim is planned with its queues and the statistics of the moment, as PostgreSQL does
 -- for unprepared statements; it never keeps a generic plan made at another time (say, on an
 -- empty table), which PostgreSQL would otherwise choose once it costs no more than the custom
--- plans so far.
-SELECT set_config('plan_cache_mode', 'force_custom_plan', true);
-
--- name: claim_commit_without_flush
--- Sent after the plan setting, in the same implicit transaction, unless the worker's claims are
--- durable (WorkerOptions.DurableClaims): the claim's commit returns without waiting for its WAL
--- to reach the disk, for this transaction only. The claim is visible to every other session at
--- once, as any commit; only a crash of the server before the flush (at most a few times
--- wal_writer_delay, or the next synchronous commit of any session) would undo it.
-SELECT set_config('synchronous_commit', 'off', true);
+-- plans so far. $1: as in plan_claim_once.
+SELECT set_config('plan_cache_mode', 'force_custom_plan', true),
+       set_config('synchronous_commit', CASE WHEN $1 THEN current_setting('synchronous_commit') ELSE 'off' END, true);
 
 -- name: finish_jobs
 -- Ends many runs at once with the effect of procrastinate_finish_job_v1 (COMPAT.md 2.6.4), but
