@@ -3,6 +3,8 @@
 #
 #   scripts/postgres.sh          start if needed, print postgresql://... on stdout
 #   scripts/postgres.sh stop     stop the cluster
+#   scripts/postgres.sh crash    stop it as a crash would (immediate shutdown: no checkpoint, and
+#                                WAL not yet written is lost; the next start recovers)
 #
 # Installs Debian's postgresql package when no server binaries are found. PostgreSQL
 # refuses to run as root, so as root the cluster runs as the 'postgres' user.
@@ -51,9 +53,11 @@ if [ "$(id -u)" -eq 0 ]; then
   run_as=(runuser -u postgres --)
 fi
 
-if [ "${1:-start}" = "stop" ]; then
+if [ "${1:-start}" = "stop" ] || [ "${1:-start}" = "crash" ]; then
+  mode=fast
+  [ "$1" = "crash" ] && mode=immediate
   if [ -f "$dir/data/postmaster.pid" ]; then
-    "${run_as[@]}" "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >&2 || true
+    "${run_as[@]}" "$bindir/pg_ctl" -D "$dir/data" -m "$mode" -w stop >&2 || true
   fi
   exit 0
 fi

@@ -15,13 +15,13 @@ internal sealed class Config
     /// W3 "best options" on the compatible layout, also used by W4 and W5. Edit here (or pass
     /// --best-option) when new WorkerOptions appear. Chosen by measurement: see benchmarks/README.md.
     /// </summary>
-    public static readonly string[] BestProfile = ["Concurrency=100", "ClaimsInFlight=2"];
+    public static readonly string[] BestProfile = ["Concurrency=100", "ClaimsInFlight=2", "DurableClaims=false"];
 
     /// <summary>
     /// The same on the lean layout, where deleting successful jobs is cheaper than keeping them
     /// (statement-level cascades; on the compatible layout the per-row ones made it slower).
     /// </summary>
-    public static readonly string[] LeanBestProfile = ["Concurrency=100", "PrefetchJobs=400", "DeleteJobs=Successful"];
+    public static readonly string[] LeanBestProfile = ["Concurrency=100", "PrefetchJobs=400", "DeleteJobs=Successful", "DurableClaims=false"];
 
     public static string[] BestProfileFor(SchemaLayout layout) => layout == SchemaLayout.Lean ? LeanBestProfile : BestProfile;
 

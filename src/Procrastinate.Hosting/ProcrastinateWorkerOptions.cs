@@ -47,7 +47,7 @@ public sealed class ProcrastinateWorkerOptions
     public int ClaimsInFlight { get; set; } = Defaults.ClaimsInFlight;
 
     /// <summary>
-    /// Whether a claim's commit waits for PostgreSQL to flush it to disk. Default <c>false</c>. See
+    /// Whether a claim's commit waits for PostgreSQL to flush it to disk. Default <c>true</c>. See
     /// <see cref="WorkerOptions.DurableClaims"/>.
     /// </summary>
     public bool DurableClaims { get; set; } = Defaults.DurableClaims;

@@ -35,18 +35,19 @@ public sealed record WorkerOptions
     public int ClaimsInFlight { get; init; } = 1;
 
     /// <summary>
-    /// Whether a claim's commit waits for PostgreSQL to flush it to disk. Default <c>false</c>:
-    /// the claim's transaction, and it alone, runs with <c>synchronous_commit</c> off, so its jobs
-    /// start one disk flush sooner (W4's median defer-to-start latency fell by about a tenth,
-    /// its 99th percentile by about a fifth; BENCHMARKS.md). What it risks: if the PostgreSQL
-    /// server itself crashes (not a clean shutdown or restart, which flushes) within a fraction of
-    /// a second of a claim, recovery undoes that claim, and its jobs wait again and may run a
-    /// second time, as the jobs of a worker that died do. No job is lost: defers, completions,
-    /// retries and cancellations always wait for the flush, and the flush of any later commit
-    /// makes the claims before it durable too. <c>true</c>: every claim waits for the flush, as
-    /// Python's Procrastinate does. The in-memory connector ignores it.
+    /// Whether a claim's commit waits for PostgreSQL to flush it to disk. Default <c>true</c>, as
+    /// Python's Procrastinate does. <c>false</c>: the claim's transaction, and it alone, runs with
+    /// <c>synchronous_commit</c> off, so its jobs start one disk flush sooner (W4's median
+    /// defer-to-start latency fell by about a tenth, its 99th percentile by about a fifth;
+    /// BENCHMARKS.md). What that risks: if the PostgreSQL server itself crashes (not a clean
+    /// shutdown or restart, which flushes) within a fraction of a second of a claim, recovery
+    /// undoes the claim and its jobs wait again, while this worker still runs the ones it holds:
+    /// such a job may run twice, even at the same time, and two jobs of one lock may overlap. No
+    /// job is lost: defers, completions, retries and cancellations always wait for the flush, and
+    /// the flush of any later commit makes the claims before it durable too. The in-memory
+    /// connector ignores it.
     /// </summary>
-    public bool DurableClaims { get; init; }
+    public bool DurableClaims { get; init; } = true;
 
     /// <summary>
     /// When <c>false</c>, the worker stops as soon as a fetch finds nothing to do (one-shot mode),

@@ -26,7 +26,7 @@ public sealed class GlobalOptionsTests(DatabaseFixture database) : CliTest(datab
             Assert.Contains(flag, result.Stdout, StringComparison.Ordinal);
 
         var worker = await RunAsync("worker", "--help");
-        foreach (var flag in new[] { "-n, --name", "-q, --queues", "-c, --concurrency", "--prefetch-jobs", "--claims-in-flight", "--durable-claims", "--fetch-job-polling-interval", "--abort-job-polling-interval",
+        foreach (var flag in new[] { "-n, --name", "-q, --queues", "-c, --concurrency", "--prefetch-jobs", "--claims-in-flight", "--no-durable-claims", "--fetch-job-polling-interval", "--abort-job-polling-interval",
                      "--shutdown-graceful-timeout", "--one-shot", "--listen-notify", "--no-listen-notify", "--delete-jobs", "--vacuum-after-claimed-jobs" })
             Assert.Contains(flag, worker.Stdout, StringComparison.Ordinal);
     }

@@ -25,7 +25,7 @@ public sealed class WorkerTests(DatabaseFixture database) : CliTest(database), I
         var result = await RunAsync(Worker(directory, "-q", "counts", "--one-shot", "-c", "4"));
         AssertOk(result);
         Assert.Equal("", result.Stdout);
-        Assert.Contains("concurrency 4, prefetch adaptive, claims in flight 1, durable claims off,", result.Stderr, StringComparison.Ordinal);
+        Assert.Contains("concurrency 4, prefetch adaptive, claims in flight 1, durable claims on,", result.Stderr, StringComparison.Ordinal);
         Assert.Contains("progress: 20 job(s) left in counts", result.Stderr, StringComparison.Ordinal);
         Assert.Matches(@"progress: done: 20 job\(s\) in [0-9.]+ s \([0-9.]+ jobs/s\), 0 left in counts", result.Stderr);
         Assert.Equal(20, (await File.ReadAllLinesAsync(Path.Combine(directory, "myfile"))).Length);
@@ -37,12 +37,12 @@ public sealed class WorkerTests(DatabaseFixture database) : CliTest(database), I
         await DeferAsync("count", """{"n": 1}""");
         await DeferAsync("count", """{"n": 2}""");
         var result = await RunAsync(Worker(NewDirectory(), "--name", "w-flags", "--queues", "counts,sums", "--concurrency", "3", "--prefetch-jobs", "5",
-            "--claims-in-flight", "2", "--durable-claims",
+            "--claims-in-flight", "2", "--no-durable-claims",
             "--fetch-job-polling-interval", "0.5", "--abort-job-polling-interval", "0.25", "--shutdown-graceful-timeout", "7",
             "--no-listen-notify", "--delete-jobs", "successful", "--vacuum-after-claimed-jobs", "1000", "--one-shot"));
         AssertOk(result);
         Assert.Contains("Starting worker 'w-flags'", result.Stderr, StringComparison.Ordinal);
-        Assert.Contains("on counts, sums: concurrency 3, prefetch 5, claims in flight 2, durable claims on,", result.Stderr, StringComparison.Ordinal);
+        Assert.Contains("on counts, sums: concurrency 3, prefetch 5, claims in flight 2, durable claims off,", result.Stderr, StringComparison.Ordinal);
         Assert.Contains("listen/notify off", result.Stderr, StringComparison.Ordinal);
         Assert.Contains("graceful timeout 7 s, delete jobs successful, vacuum after 1000 claimed jobs, one-shot on", result.Stderr, StringComparison.Ordinal);
         // --delete-jobs successful: the succeeded jobs are gone.

@@ -30,7 +30,7 @@ public sealed class WorkerOptionsTests(DatabaseFixture db, ITestOutputHelper out
             ("Procrastinate:Worker:Concurrency", "3"),
             ("Procrastinate:Worker:PrefetchJobs", "40"),
             ("Procrastinate:Worker:ClaimsInFlight", "2"),
-            ("Procrastinate:Worker:DurableClaims", "true"),
+            ("Procrastinate:Worker:DurableClaims", "false"),
             ("Procrastinate:Worker:FetchJobPollingInterval", "00:00:02"),
             ("Procrastinate:Worker:AbortJobPollingInterval", "00:00:03"),
             ("Procrastinate:Worker:ShutdownGracefulTimeout", "00:00:07"),
@@ -49,7 +49,7 @@ public sealed class WorkerOptionsTests(DatabaseFixture db, ITestOutputHelper out
         Assert.Equal(3, options.Concurrency);
         Assert.Equal(40, options.PrefetchJobs);
         Assert.Equal(2, options.ClaimsInFlight);
-        Assert.True(options.DurableClaims);
+        Assert.False(options.DurableClaims);
         Assert.Equal(TimeSpan.FromSeconds(2), options.FetchJobPollingInterval);
         Assert.Equal(TimeSpan.FromSeconds(3), options.AbortJobPollingInterval);
         Assert.Equal(TimeSpan.FromSeconds(7), options.ShutdownGracefulTimeout);

@@ -10,6 +10,7 @@ using Procrastinate.Reliability;
 //   concurrency=N prefetch=N graceful_ms=N stalled_ms=N heartbeat_ms=N rescue_ms=N poll_ms=N abort_poll_ms=N
 //   stalled_policy=retry|retry_per_strategy|fail|ignore  listen=true|false  one_shot=true  log=warning
 //   queues_json=["a","b"]  name=...  connect_timeout_s=N (Npgsql's Timeout)
+//   ledger_sync=true (the ledger's commits wait for the flush)  durable_claims=false
 // Connections: the worker's own pool is named relw-<pid>, the ledger's relledger-<pid> (application_name),
 // so the suite can find and terminate them.
 var connectionString = args[0];
@@ -27,8 +28,13 @@ if (settings.TryGetValue("connect_timeout_s", out var connectTimeout))
     connectionString = new NpgsqlConnectionStringBuilder(connectionString) { Timeout = int.Parse(connectTimeout, CultureInfo.InvariantCulture) }.ConnectionString;
 var workerCs = new NpgsqlConnectionStringBuilder(connectionString) { ApplicationName = $"relw-{pid}" }.ConnectionString;
 // The ledger is the suite's instrument, not the system under test: asynchronous commit keeps it
-// cheap (a clean shutdown, as in the restart scenario, still flushes it).
-var ledgerCs = new NpgsqlConnectionStringBuilder(connectionString) { ApplicationName = $"relledger-{pid}", Options = "-c synchronous_commit=off" }.ConnectionString;
+// cheap (a clean shutdown, as in the restart scenario, still flushes it), except in scenarios
+// that crash the server, where it must survive.
+var ledgerCs = new NpgsqlConnectionStringBuilder(connectionString)
+{
+    ApplicationName = $"relledger-{pid}",
+    Options = Str("ledger_sync", "false") == "true" ? null : "-c synchronous_commit=off",
+}.ConnectionString;
 await using var ledgerSource = NpgsqlDataSource.Create(ledgerCs);
 var ledger = new Ledger(ledgerSource, pid);
 
@@ -75,6 +81,7 @@ var options = new WorkerOptions
     Queues = settings.TryGetValue("queues_json", out var q) ? JsonSerializer.Deserialize<string[]>(q) : null,
     Wait = Str("one_shot", "false") != "true",
     ListenNotify = Str("listen", "true") == "true",
+    DurableClaims = Str("durable_claims", "true") == "true",
     ShutdownGracefulTimeout = settings.ContainsKey("graceful_ms") ? TimeSpan.FromMilliseconds(Int("graceful_ms", 0)) : null,
     StalledWorkerTimeout = TimeSpan.FromMilliseconds(Int("stalled_ms", 3000)),
     UpdateHeartbeatInterval = TimeSpan.FromMilliseconds(Int("heartbeat_ms", 500)),

@@ -50,9 +50,9 @@ internal sealed partial class WorkerCommand : CliCommand
         Description = "Claims on their way to the database at once, 1 to 4; 2 pays when the claims, not the jobs, bound the worker (default: 1).",
         HelpName = "n",
     };
-    private readonly Option<bool> _durableClaims = new("--durable-claims")
+    private readonly Option<bool> _noDurableClaims = new("--no-durable-claims")
     {
-        Description = "Make each claim wait for PostgreSQL to flush it to disk; by default a claim does not, so jobs start sooner, and a crash of the server can undo the claims of its last fraction of a second (their jobs may run again).",
+        Description = "Let a claim's commit return before PostgreSQL flushes it to disk: jobs start sooner, but a crash of the server can undo the claims of its last fraction of a second, and their jobs may run twice (default: claims wait for the flush).",
     };
     private readonly Option<int> _vacuumAfter = new("--vacuum-after-claimed-jobs")
     {
@@ -62,7 +62,7 @@ internal sealed partial class WorkerCommand : CliCommand
 
     public override Command Build() => new("worker", "Run a worker: fetch jobs of the app's tasks and run them. SIGINT or SIGTERM stops it gracefully; a second one aborts running jobs.")
     {
-        _name, _queues, _concurrency, _prefetch, _claimsInFlight, _durableClaims, _fetchPolling, _abortPolling, _gracefulTimeout, _oneShot, _listenNotify, _noListenNotify, _deleteJobs, _vacuumAfter,
+        _name, _queues, _concurrency, _prefetch, _claimsInFlight, _noDurableClaims, _fetchPolling, _abortPolling, _gracefulTimeout, _oneShot, _listenNotify, _noListenNotify, _deleteJobs, _vacuumAfter,
     };
 
     public override async Task<int> ExecuteAsync(Invocation invocation, CancellationToken cancellationToken)
@@ -113,7 +113,7 @@ internal sealed partial class WorkerCommand : CliCommand
             Concurrency = settings.Get(_concurrency, defaults.Concurrency),
             PrefetchJobs = settings.GetNullable(_prefetch),
             ClaimsInFlight = settings.Get(_claimsInFlight, defaults.ClaimsInFlight),
-            DurableClaims = settings.Get(_durableClaims, defaults.DurableClaims),
+            DurableClaims = !settings.Get(_noDurableClaims, !defaults.DurableClaims),
             FetchJobPollingInterval = Seconds(settings, _fetchPolling) ?? defaults.FetchJobPollingInterval,
             AbortJobPollingInterval = Seconds(settings, _abortPolling) ?? defaults.AbortJobPollingInterval,
             ShutdownGracefulTimeout = Seconds(settings, _gracefulTimeout),

@@ -19,12 +19,22 @@ public sealed class PresumedDead
 
     public void Paused(int pid, DateTime at) => _pids[pid] = at;
 
+    /// <summary>
+    /// The server crashed between <paramref name="from"/> and <paramref name="to"/> (the
+    /// machine's clock): with WorkerOptions.DurableClaims false, a claim not yet flushed when it
+    /// crashed was undone, so the runs that started in that window may run again.
+    /// </summary>
+    public void ServerCrashed(DateTime from, DateTime to) => _crashes.Add((from, to));
+
+    private readonly List<(DateTime From, DateTime To)> _crashes = [];
+
     public int Count => _pids.Count;
 
     public IReadOnlyCollection<int> Pids => _pids.Keys;
 
     public bool Covers(Run run) =>
-        _pids.TryGetValue(run.Pid, out var since) && (since is null || run.StartedAt < since);
+        _pids.TryGetValue(run.Pid, out var since) && (since is null || run.StartedAt < since)
+        || _crashes.Any(c => run.StartedAt >= c.From && run.StartedAt <= c.To);
 }
 
 /// <summary>What the database says after a scenario: the checks every scenario makes.</summary>

@@ -127,6 +127,20 @@ public static class ReliabilityCluster
         return (process.ExitCode, await stdout, await stderr);
     }
 
+    /// <summary>
+    /// Stops the server as a crash would (immediate shutdown: no checkpoint, and WAL not yet
+    /// written is lost), and starts it again, which runs crash recovery.
+    /// </summary>
+    /// <returns>How long the server was unreachable, measured from the start of the stop.</returns>
+    public static async Task<TimeSpan> CrashAndRestartAsync()
+    {
+        await Server.Value;
+        var watch = Stopwatch.StartNew();
+        await ScriptAsync("crash");
+        await ScriptAsync();
+        return watch.Elapsed;
+    }
+
     /// <summary>Stops the server (fast shutdown: every session is terminated).</summary>
     public static async Task StopAsync()
     {

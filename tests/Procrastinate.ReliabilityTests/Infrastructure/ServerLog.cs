@@ -56,6 +56,17 @@ public static partial class ServerLog
         new(@"^FATAL:  canceling authentication due to timeout$"),
     ];
 
+    /// <summary>An immediate shutdown (a crash) and the recovery after it.</summary>
+    public static readonly Regex[] Crash =
+    [
+        .. Restart,
+        new(@"^FATAL:  terminating connection due to immediate shutdown command$"),
+        new(@"^WARNING:  terminating connection because of crash of another server process$"),
+        // Recovery replaying the drop of an earlier scenario's database, whose files are gone.
+        new(@"^WARNING:  could not open directory ""base/\d+"": No such file or directory$"),
+        new(@"^WARNING:  some useless files may be left behind in old database directory ""base/\d+""$"),
+    ];
+
     public static long Mark() => File.Exists(ReliabilityCluster.ServerLogPath) ? new FileInfo(ReliabilityCluster.ServerLogPath).Length : 0;
 
     /// <summary>The problem records written since <paramref name="mark"/>.</summary>

@@ -16,6 +16,12 @@ public sealed record WorkerSettings
     public string Log { get; init; } = "warning";
     public bool Listen { get; init; } = true;
 
+    /// <summary>The ledger's commits wait for the flush (for scenarios that crash the server).</summary>
+    public bool LedgerSync { get; init; }
+
+    /// <summary>WorkerOptions.DurableClaims.</summary>
+    public bool DurableClaims { get; init; } = true;
+
     public TimeSpan StalledTimeout => TimeSpan.FromMilliseconds(StalledMs);
     public TimeSpan RescueInterval => TimeSpan.FromMilliseconds(RescueMs);
 
@@ -30,6 +36,10 @@ public sealed record WorkerSettings
             args.Add($"prefetch={p.ToString(CultureInfo.InvariantCulture)}");
         if (GracefulMs is { } g)
             args.Add($"graceful_ms={g.ToString(CultureInfo.InvariantCulture)}");
+        if (LedgerSync)
+            args.Add("ledger_sync=true");
+        if (!DurableClaims)
+            args.Add("durable_claims=false");
         return [.. args];
     }
 }

@@ -70,6 +70,91 @@ public sealed class S3RestartTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// PostgreSQL crashes mid-run (immediate shutdown: no checkpoint, WAL not yet written lost)
+    /// and recovers. With durable claims (the default) every check holds and no job runs twice.
+    /// With <c>DurableClaims = false</c> a claim's commit does not wait for the flush, so a crash
+    /// may undo the claims of its last fraction of a second: their jobs wait again while the
+    /// worker still runs the ones it holds. No job may be lost or left 'doing', and every extra
+    /// run must follow a run that started within a second of the crash or after it (a job held in
+    /// a worker's buffer starts after the restart); such runs may overlap, which is reported, not
+    /// failed. The ledger's commits wait for the flush here (it must survive the crash).
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task S3d_a_PostgreSQL_crash_mid_run_loses_no_job(bool durableClaims)
+    {
+        var total = Soak.Pick(3000, 20_000);
+        var crashes = Soak.Pick(1, 3);
+        var settings = new WorkerSettings
+        {
+            Concurrency = 4, StalledMs = 15_000, HeartbeatMs = 500, RescueMs = 1000, PollMs = 1000,
+            LedgerSync = true, DurableClaims = durableClaims,
+        };
+        await using var db = await ScenarioDb.CreateAsync(durableClaims ? "s3d_durable" : "s3d");
+        await using var app = db.CreateApp();
+        var ledger = app.Task<LedgerArgs>(Contract.Ledger, _ => { });
+        var random = new Random(4);
+        for (var b = 0; b < total / 100; b++)
+            await ledger.DeferManyAsync(Enumerable.Range(0, 100).Select(_ => new LedgerArgs(random.Next(5, 30))),
+                b % 5 == 1 ? new DeferOptions { Lock = $"lock-{b}" } : null);
+
+        var workers = new List<RelWorker>();
+        for (var i = 0; i < 3; i++)
+            workers.Add(await db.StartWorkerAsync(settings.ToArgs()));
+        var presumedDead = new PresumedDead();
+        var downtimes = new List<double>();
+        var runningAtCrash = new List<long>();
+        for (var c = 0; c < crashes; c++)
+        {
+            var threshold = total - (long)total * (c + 1) / (crashes + 2);
+            await ScenarioDb.WaitUntilAsync(async () => await db.PendingAsync() <= threshold, TimeSpan.FromSeconds(180), "progress before a crash");
+            runningAtCrash.Add(await db.ScalarAsync<long>("SELECT count(*) FROM ledger WHERE ended_at IS NULL"));
+            var crashedAt = await db.ClockAsync();
+            downtimes.Add(Math.Round((await ReliabilityCluster.CrashAndRestartAsync()).TotalSeconds, 2));
+            // The database's clock is the machine's: the window runs from a second before the
+            // crash to the end of the scenario's buffers (a held job may start after the restart).
+            if (!durableClaims)
+                presumedDead.ServerCrashed(crashedAt - TimeSpan.FromSeconds(1), DateTime.UtcNow + TimeSpan.FromSeconds(5));
+            db.DataSource.Clear();
+            ((NpgsqlConnector)app.Connector).DataSource.Clear();
+        }
+
+        var drained = await db.WaitAllFinalAsync(TimeSpan.FromSeconds(Soak.Pick(180, 900)));
+        foreach (var w in workers)
+            Assert.False(w.HasExited, $"worker {w.Pid} exited: {w.Tail(3000)}");
+        foreach (var w in workers)
+            Assert.True(await w.StopAsync(TimeSpan.FromSeconds(30)) == 0, w.Tail(3000));
+
+        var verdict = await Checks.CollectAsync(db, presumedDead, ServerLog.Crash);
+        var figures = verdict.Figures();
+        figures["durable_claims"] = durableClaims;
+        figures["workers"] = workers.Count;
+        figures["worker_settings"] = string.Join(' ', settings.ToArgs());
+        figures["crashes"] = crashes;
+        figures["downtime_s"] = downtimes;
+        figures["runs_in_progress_at_crash"] = runningAtCrash;
+        figures["drained_after_crash_s"] = Math.Round(drained.TotalSeconds, 1);
+        Figures.Record(output, durableClaims ? "s3d-crash-durable-claims" : "s3d-crash", figures);
+        output.WriteLine(string.Join('\n', verdict.Violations()));
+
+        Assert.Equal(verdict.Jobs, verdict.Status("succeeded"));
+        if (durableClaims)
+        {
+            verdict.AssertClean();
+            Assert.Equal(0, verdict.ExtraRuns);
+        }
+        else
+        {
+            Assert.Equal(0, verdict.Lost);
+            Assert.Equal(0, verdict.Doing);
+            Assert.Empty(verdict.UnjustifiedRuns);
+            Assert.Empty(verdict.Anomalies);
+            Assert.Empty(verdict.LogProblems);
+        }
+    }
+
+    /// <summary>
     /// An outage longer than the stalled timeout: nobody can heartbeat while the server is down, so
     /// when it is back every running job looks stalled until its worker's next heartbeat. A live
     /// worker's jobs should not be run a second time: they were not running in a killed worker.
