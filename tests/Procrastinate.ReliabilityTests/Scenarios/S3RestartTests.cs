@@ -13,23 +13,17 @@ public sealed class S3RestartTests(ITestOutputHelper output)
     public async Task S3_a_PostgreSQL_restart_mid_run_is_survived_and_everything_finishes()
     {
         var total = Soak.Pick(3000, 20_000);
-        // 20 % of the jobs in chains of 100 under one lock each.
         var restarts = Soak.Pick(1, 5);
         // The stalled timeout must exceed the outage: nobody can heartbeat while the server is down.
         var settings = new WorkerSettings { Concurrency = 4, StalledMs = 15_000, HeartbeatMs = 500, RescueMs = 1000, PollMs = 1000 };
         await using var db = await ScenarioDb.CreateAsync("s3");
         await using var app = db.CreateApp();
         var ledger = app.Task<LedgerArgs>(Contract.Ledger, _ => { });
-        var random = new Random(3);
-        for (var b = 0; b < total / 100; b++)
-            await ledger.DeferManyAsync(Enumerable.Range(0, 100).Select(_ => new LedgerArgs(random.Next(5, 30))),
-                b % 5 == 1 ? new DeferOptions { Lock = $"lock-{b}" } : null);
+        await DeferMixAsync(ledger, total, seed: 3);
         // Long jobs, certainly running when the server goes away.
         await ledger.DeferManyAsync(Enumerable.Range(0, 12).Select(_ => new LedgerArgs(1500)), new DeferOptions { Priority = 1 });
 
-        var workers = new List<RelWorker>();
-        for (var i = 0; i < 3; i++)
-            workers.Add(await db.StartWorkerAsync(settings.ToArgs()));
+        var workers = await StartWorkersAsync(db, settings, 3);
         var watch = Stopwatch.StartNew();
         var downtimes = new List<double>();
         var runningAtRestart = new List<long>();
@@ -94,14 +88,9 @@ public sealed class S3RestartTests(ITestOutputHelper output)
         await using var db = await ScenarioDb.CreateAsync(durableClaims ? "s3d_durable" : "s3d");
         await using var app = db.CreateApp();
         var ledger = app.Task<LedgerArgs>(Contract.Ledger, _ => { });
-        var random = new Random(4);
-        for (var b = 0; b < total / 100; b++)
-            await ledger.DeferManyAsync(Enumerable.Range(0, 100).Select(_ => new LedgerArgs(random.Next(5, 30))),
-                b % 5 == 1 ? new DeferOptions { Lock = $"lock-{b}" } : null);
+        await DeferMixAsync(ledger, total, seed: 4);
 
-        var workers = new List<RelWorker>();
-        for (var i = 0; i < 3; i++)
-            workers.Add(await db.StartWorkerAsync(settings.ToArgs()));
+        var workers = await StartWorkersAsync(db, settings, 3);
         var presumedDead = new PresumedDead();
         var downtimes = new List<double>();
         var runningAtCrash = new List<long>();
@@ -249,5 +238,22 @@ public sealed class S3RestartTests(ITestOutputHelper output)
         });
         Assert.Equal(4, held.Length);
         Assert.True(rescuedAfter is { } r && r <= bound, $"B's jobs were not rescued within {bound.TotalSeconds} s of the kill (rescued after: {rescuedAfter?.TotalSeconds.ToString() ?? "never"}); killed at {killedAt:HH:mm:ss.fff}");
+    }
+
+    /// <summary>Short ledger jobs of 5-30 ms, 20 % of them in chains of 100 under one lock each.</summary>
+    private static async Task DeferMixAsync(JobTask<LedgerArgs> ledger, int total, int seed)
+    {
+        var random = new Random(seed);
+        for (var b = 0; b < total / 100; b++)
+            await ledger.DeferManyAsync(Enumerable.Range(0, 100).Select(_ => new LedgerArgs(random.Next(5, 30))),
+                b % 5 == 1 ? new DeferOptions { Lock = $"lock-{b}" } : null);
+    }
+
+    private static async Task<List<RelWorker>> StartWorkersAsync(ScenarioDb db, WorkerSettings settings, int count)
+    {
+        var workers = new List<RelWorker>();
+        for (var i = 0; i < count; i++)
+            workers.Add(await db.StartWorkerAsync(settings.ToArgs()));
+        return workers;
     }
 }
