@@ -21,7 +21,7 @@ public sealed class PresumedDead
 
     /// <summary>
     /// The server crashed between <paramref name="from"/> and <paramref name="to"/> (the
-    /// machine's clock): with WorkerOptions.DurableClaims false, a claim not yet flushed when it
+    /// database's clock, as the ledger's): with WorkerOptions.DurableClaims false, a claim not yet flushed when it
     /// crashed was undone, so the runs that started in that window may run again.
     /// </summary>
     public void ServerCrashed(DateTime from, DateTime to) => _crashes.Add((from, to));

@@ -101,12 +101,12 @@ public sealed class S3RestartTests(ITestOutputHelper output)
             runningAtCrash.Add(await db.ScalarAsync<long>("SELECT count(*) FROM ledger WHERE ended_at IS NULL"));
             var crashedAt = await db.ClockAsync();
             downtimes.Add(Math.Round((await ReliabilityCluster.CrashAndRestartAsync()).TotalSeconds, 2));
-            // The database's clock is the machine's: the window runs from a second before the
-            // crash to the end of the scenario's buffers (a held job may start after the restart).
-            if (!durableClaims)
-                presumedDead.ServerCrashed(crashedAt - TimeSpan.FromSeconds(1), DateTime.UtcNow + TimeSpan.FromSeconds(5));
             db.DataSource.Clear();
             ((NpgsqlConnector)app.Connector).DataSource.Clear();
+            // On the database's clock, as the ledger's: from a second before the crash to 5 s after
+            // the restart (a job held in a worker's buffer may start after it).
+            if (!durableClaims)
+                presumedDead.ServerCrashed(crashedAt - TimeSpan.FromSeconds(1), await db.ClockAsync() + TimeSpan.FromSeconds(5));
         }
 
         var drained = await db.WaitAllFinalAsync(TimeSpan.FromSeconds(Soak.Pick(180, 900)));
