@@ -37,7 +37,7 @@ pgbench_setup claim_cost "$layout"
 
 # The claim as the worker sends it, all queues, worker 1, :n rows; the rows are counted, not sent.
 trace_join='SELECT claimed\.\*, trace\.traceparent, trace\.tracestate FROM claimed LEFT JOIN procrastinate_dotnet_job_trace AS trace ON trace\.job_id = claimed\.id'
-claim_sql=$(statement fetch_jobs | sed -E \
+claim_sql=$(claim_statement "$layout" | sed -E \
   -e 's/\$1::character varying\[\]/NULL::character varying[]/g' -e 's/\$2/1::bigint/g' -e 's/\$3::integer/:n::integer/g' \
   -e "s/$trace_join/SELECT count(*) FROM claimed LEFT JOIN procrastinate_dotnet_job_trace AS trace ON trace.job_id = claimed.id/")
 no_trace_sql=$(printf '%s' "$claim_sql" | sed -E 's/ LEFT JOIN procrastinate_dotnet_job_trace AS trace ON trace\.job_id = claimed\.id//')
@@ -49,7 +49,7 @@ esac
 lock_sql="WITH candidate AS (SELECT jobs.id FROM procrastinate_jobs AS jobs WHERE jobs.status = 'todo'::procrastinate_job_status ORDER BY jobs.priority DESC, jobs.id LIMIT :n FOR UPDATE OF jobs SKIP LOCKED) SELECT count(*) FROM candidate"
 # The claim's row update alone, on :n consecutive ids from a random start: no scan, no lock first.
 ids="ARRAY(SELECT generate_series(:s::bigint, :s::bigint + :n::bigint - 1))"
-update_sql="UPDATE procrastinate_jobs SET status = 'doing'::procrastinate_job_status, worker_id = 1 WHERE id = ANY ($ids)"
+update_sql="UPDATE procrastinate_jobs SET status = 'doing'::procrastinate_job_status, worker_id = 1$([ "$layout" = lean ] && echo ", $lean_started_set") WHERE id = ANY ($ids)"
 lookup_sql="SELECT count(*) FROM procrastinate_jobs WHERE id = ANY ($ids)"
 update_trigger=$([ "$layout" = lean ] && echo procrastinate_lean_jobs_updated || echo procrastinate_trigger_status_events_update_v1)
 

@@ -43,3 +43,16 @@ CHECKPOINT;
 ${4:-}
 SQL
 }
+
+# The columns the worker's claim also sets on the lean layout: the id and time of each run's
+# 'started' event, written when the run ends (StartedColumns.cs, Layouts/lean_triggers.sql).
+lean_started_set="dotnet_started_event_id = nextval('procrastinate_events_id_seq'::regclass), dotnet_started_at = now()"
+
+# claim_statement LAYOUT: fetch_jobs as the worker sends it on LAYOUT, on one line.
+claim_statement() {
+  if [ "$1" = lean ]; then
+    statement fetch_jobs | sed -E "s/worker_id = \\\$2/worker_id = \$2, $lean_started_set/"
+  else
+    statement fetch_jobs
+  fi
+}

@@ -38,7 +38,7 @@ say() { echo "sql-ceiling.sh: $*" >&2; }
 pgbench_setup sql_ceiling "$layout"
 
 # The claim, all queues ($1 NULL), as worker :wid, up to :n jobs; its ids come back as one string.
-claim_sql=$(statement fetch_jobs | sed -E \
+claim_sql=$(claim_statement "$layout" | sed -E \
   -e 's/\$1::character varying\[\]/NULL::character varying[]/g' -e 's/\$2/:wid::bigint/g' -e 's/\$3::integer/:n::integer/g' \
   -e "s/SELECT claimed\.\*, trace\.traceparent, trace\.tracestate FROM claimed LEFT JOIN procrastinate_dotnet_job_trace AS trace ON trace\.job_id = claimed\.id/SELECT coalesce(string_agg(claimed.id::text, ','), '') AS ids FROM claimed/")
 # The completion of those ids as succeeded, attempts 0, deleted or not.

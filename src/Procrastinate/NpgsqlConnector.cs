@@ -26,6 +26,7 @@ public sealed class NpgsqlConnector : Connector
     private readonly Lock _gate = new();
     private NpgsqlDataSource? _dataSource;
     private bool _disposed;
+    private readonly StartedColumns _startedColumns = new();
 
     /// <summary>Configured from the environment (<c>PROCRASTINATE_DATABASE_URL</c>, then <c>PG*</c>).</summary>
     public NpgsqlConnector()
@@ -456,6 +457,23 @@ public sealed class NpgsqlConnector : Connector
     internal override async ValueTask<IReadOnlyList<Job>> FetchJobsAsync(string[]? queues, long workerId, int maxJobs, CancellationToken cancellationToken, bool durable = true)
     {
         await using var connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        var lean = await _startedColumns.HasThemAsync(connection, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await FetchJobsAsync(connection, lean, queues, workerId, maxJobs, durable, cancellationToken).ConfigureAwait(false);
+        }
+        catch (PostgresException e) when (lean && e.SqlState == PostgresErrorCodes.UndefinedColumn)
+        {
+            // Converted back to the compatible layout since the last look: look again, claim again.
+            _startedColumns.Forget();
+            lean = await _startedColumns.HasThemAsync(connection, cancellationToken).ConfigureAwait(false);
+            return await FetchJobsAsync(connection, lean, queues, workerId, maxJobs, durable, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private static async ValueTask<IReadOnlyList<Job>> FetchJobsAsync(
+        NpgsqlConnection connection, bool lean, string[]? queues, long workerId, int maxJobs, bool durable, CancellationToken cancellationToken)
+    {
         await using var batch = new NpgsqlBatch(connection);
         // Every claim on all queues has the same best plan (queries.sql, fetch_jobs): plan it
         // once, whatever the statistics. PostgreSQL's own choice between a generic and a custom
@@ -467,7 +485,7 @@ public sealed class NpgsqlConnector : Connector
         var settings = new NpgsqlBatchCommand(SqlQueries.Get(queues is null ? "plan_claim_once" : "plan_claim_each_time"));
         settings.Parameters.Add(new NpgsqlParameter<bool> { TypedValue = durable });
         batch.BatchCommands.Add(settings);
-        var cmd = new NpgsqlBatchCommand(SqlQueries.Get("fetch_jobs"));
+        var cmd = new NpgsqlBatchCommand(lean ? StartedColumns.LeanClaim : SqlQueries.Get("fetch_jobs"));
         cmd.Parameters.Add(Nullable(queues, NpgsqlDbType.Array | NpgsqlDbType.Varchar));
         cmd.Parameters.Add(new NpgsqlParameter<long> { TypedValue = workerId });
         cmd.Parameters.Add(new NpgsqlParameter<int> { TypedValue = Math.Min(maxJobs, MaxClaim) });

@@ -85,7 +85,10 @@ internal sealed class DashboardQueries(App app)
         return new Throughput(buckets, bucket, truncated);
     }
 
-    /// <summary>For each job of <paramref name="jobIds"/> that has events: when it was deferred and its latest event.</summary>
+    /// <summary>
+    /// For each job of <paramref name="jobIds"/> that has events: when it was deferred and its latest
+    /// event (with the 'started' event of a run still going, which the lean layout keeps in the job row).
+    /// </summary>
     public async Task<IReadOnlyDictionary<long, JobTimes>> GetJobTimesAsync(IReadOnlyCollection<long> jobIds, CancellationToken cancellationToken)
     {
         var times = new Dictionary<long, JobTimes>();
@@ -93,7 +96,10 @@ internal sealed class DashboardQueries(App app)
             return times;
         const string sql = """
             SELECT job_id, min(at) FILTER (WHERE type = 'deferred'), max(at)
-            FROM procrastinate_events WHERE job_id = ANY(@ids) GROUP BY job_id
+            FROM (SELECT job_id, type::text AS type, at FROM procrastinate_events WHERE job_id = ANY(@ids)
+                  UNION ALL
+                  SELECT job_id, 'started', at FROM procrastinate_dotnet_started_events(@ids)) AS e
+            GROUP BY job_id
             """;
         await using var command = dataSource.CreateCommand(sql);
         command.Parameters.Add(new NpgsqlParameter("ids", NpgsqlDbType.Array | NpgsqlDbType.Bigint) { Value = jobIds.ToArray() });

@@ -89,6 +89,7 @@ public sealed class SchemaManager
         ("0001_dotnet_worker_info", "Procrastinate.Schema/Migrations/0001_dotnet_worker_info.sql"),
         ("0002_dotnet_defer_periodic_job", "Procrastinate.Schema/Migrations/0002_dotnet_defer_periodic_job.sql"),
         ("0003_dotnet_job_trace", "Procrastinate.Schema/Migrations/0003_dotnet_job_trace.sql"),
+        ("0004_dotnet_started_events", "Procrastinate.Schema/Migrations/0004_dotnet_started_events.sql"),
     ];
 
     /// <summary>The ledger row that marks a database converted to <see cref="SchemaLayout.Lean"/>.</summary>
@@ -99,17 +100,18 @@ public sealed class SchemaManager
     /// current ones (<c>Layouts/lean_triggers.sql</c>); a database converted by an earlier version
     /// has working but slower ones, which <see cref="Apply()"/> replaces.
     /// </summary>
-    public const string LeanTriggersMarker = "dotnet_layout_lean_triggers_3";
+    public const string LeanTriggersMarker = "dotnet_layout_lean_triggers_4";
 
     /// <summary>What the marker of the current trigger functions says in the ledger.</summary>
-    private const string LeanTriggersNote = "lean trigger functions, revision 3";
+    private const string LeanTriggersNote = "lean trigger functions, revision 4";
 
     /// <summary>
     /// Markers of earlier revisions of the lean trigger functions: known (a database carrying one
     /// is not newer than this version), and replaced by <see cref="LeanTriggersMarker"/> on apply.
-    /// Revision 2 had plans that could go quadratic in a session whose first update was small.
+    /// Revision 2 had plans that could go quadratic in a session whose first update was small;
+    /// revision 3 wrote each claimed job's 'started' event in the claim.
     /// </summary>
-    private static readonly string[] EarlierLeanTriggersMarkers = ["dotnet_layout_lean_triggers_2"];
+    private static readonly string[] EarlierLeanTriggersMarkers = ["dotnet_layout_lean_triggers_2", "dotnet_layout_lean_triggers_3"];
 
     private readonly App _app;
 

@@ -38,7 +38,7 @@ public sealed class LayoutTests
             var status = await app.Schema.CheckAsync();
             Assert.True(status.IsUsable);
             Assert.Equal(SchemaLayout.Lean, status.Layout);
-            Assert.Equal("procrastinate_jobs_notify_queue_job_aborted_v1,procrastinate_lean_jobs_deleted,procrastinate_lean_jobs_inserted,procrastinate_lean_jobs_updated,procrastinate_lean_workers_deleted",
+            Assert.Equal("procrastinate_jobs_notify_queue_job_aborted_v1,procrastinate_lean_jobs_deleted,procrastinate_lean_jobs_inserted,procrastinate_lean_jobs_started,procrastinate_lean_jobs_updated,procrastinate_lean_workers_deleted",
                 await TriggerNames(cs));
             // The foreign keys checked row by row are gone.
             Assert.Equal(0L, await Scalar<long>(cs,
@@ -216,10 +216,11 @@ public sealed class LayoutTests
 
             // The session's first statements: each trigger statement planned for 0 or 1 row.
             await Run("""
-                INSERT INTO procrastinate_jobs (queue_name, task_name, args) VALUES ('q', 't', '{}');
+                INSERT INTO procrastinate_jobs (queue_name, task_name, args) VALUES ('q', 't', '{}'), ('q', 't', '{}');
                 UPDATE procrastinate_jobs SET attempts = attempts WHERE false;
                 UPDATE procrastinate_jobs SET status = 'doing';
-                UPDATE procrastinate_jobs SET abort_requested = true;
+                UPDATE procrastinate_jobs SET status = 'succeeded' WHERE id = (SELECT min(id) FROM procrastinate_jobs);
+                UPDATE procrastinate_jobs SET abort_requested = true WHERE status = 'doing';
                 DELETE FROM procrastinate_jobs;
                 INSERT INTO procrastinate_workers DEFAULT VALUES;
                 DELETE FROM procrastinate_workers;
@@ -237,10 +238,15 @@ public sealed class LayoutTests
                 SET auto_explain.log_level = notice;
                 SET client_min_messages = notice;
                 """);
-            // Then 400-row statements down both paths of the update trigger, and the deletes.
+            // Then statements of hundreds of rows down each path of the update trigger (a claim,
+            // which writes no event; runs that end, whose 'started' events are written then; abort
+            // requests), and the deletes.
             await Run("UPDATE procrastinate_jobs SET status = 'doing', worker_id = (SELECT max(id) FROM procrastinate_workers)");
-            await Run("UPDATE procrastinate_jobs SET abort_requested = true");
-            Assert.Equal(800L, await Scalar<long>(cs, "SELECT count(*) FROM procrastinate_events WHERE type IN ('started', 'abort_requested')"));
+            await Run("UPDATE procrastinate_jobs SET status = 'succeeded' WHERE id % 2 = 0");
+            await Run("UPDATE procrastinate_jobs SET abort_requested = true WHERE status = 'doing'");
+            Assert.Equal("abort_requested:200,started:200,succeeded:200", await Scalar<string>(cs,
+                "SELECT string_agg(type || ':' || n, ',' ORDER BY type::text) FROM (SELECT type, count(*) AS n FROM procrastinate_events WHERE type <> 'deferred' GROUP BY type) AS c"));
+            Assert.Equal(200L, await Scalar<long>(cs, "SELECT count(*) FROM procrastinate_dotnet_started_events(ARRAY(SELECT id FROM procrastinate_jobs))"));
             await Run("DELETE FROM procrastinate_workers");
             await Run("DELETE FROM procrastinate_jobs");
             await Run("RESET auto_explain.log_min_duration");
@@ -258,8 +264,10 @@ public sealed class LayoutTests
         }
     }
 
-    [Fact]
-    public async Task Applying_the_schema_brings_the_trigger_functions_of_an_earlier_lean_conversion_up_to_date()
+    [Theory]
+    [InlineData("dotnet_layout_lean_triggers_2")]
+    [InlineData("dotnet_layout_lean_triggers_3")]
+    public async Task Applying_the_schema_brings_the_trigger_functions_of_an_earlier_lean_conversion_up_to_date(string earlier)
     {
         var cs = await TestCluster.CreateDatabaseAsync("lean_upgrade", withSchema: true);
         try
@@ -269,20 +277,30 @@ public sealed class LayoutTests
             Assert.True(converted.LayoutChanged);
             Assert.Empty(converted.AppliedMigrations); // a fresh conversion has the current functions
 
-            // As an earlier version left it: no revision row, and other function bodies.
+            // As an earlier version left it: its revision row, other function bodies, neither the
+            // columns of the started events (revision 4) nor migration 0004's function.
             await using var ds = NpgsqlDataSource.Create(cs);
             await using (var downgrade = ds.CreateCommand($"""
-                UPDATE {SchemaManager.LedgerTable} SET name = 'dotnet_layout_lean_triggers_2' WHERE name = '{SchemaManager.LeanTriggersMarker}';
+                UPDATE {SchemaManager.LedgerTable} SET name = '{earlier}' WHERE name = '{SchemaManager.LeanTriggersMarker}';
+                DELETE FROM {SchemaManager.LedgerTable} WHERE name = '0004_dotnet_started_events';
+                DROP FUNCTION procrastinate_dotnet_started_events(bigint[]);
+                DROP TRIGGER procrastinate_lean_jobs_started ON procrastinate_jobs;
+                DROP FUNCTION procrastinate_lean_job_started();
+                ALTER TABLE procrastinate_jobs DROP COLUMN dotnet_started_event_id, DROP COLUMN dotnet_started_at;
                 CREATE OR REPLACE FUNCTION procrastinate_lean_jobs_updated() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END; $$;
                 CREATE OR REPLACE FUNCTION procrastinate_lean_jobs_deleted() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END; $$;
                 """))
                 await downgrade.ExecuteNonQueryAsync();
             var before = await app.Schema.CheckAsync();
-            Assert.True(before.IsUsable); // the old functions work: no refusal
             Assert.Empty(before.UnknownMigrations); // the earlier revision's marker is known
+            Assert.Equal(["0004_dotnet_started_events"], before.PendingMigrations);
 
             var upgraded = await app.Schema.ApplyAsync();
-            Assert.Equal([SchemaManager.LeanTriggersMarker], upgraded.AppliedMigrations);
+            Assert.Equal(["0004_dotnet_started_events", SchemaManager.LeanTriggersMarker], upgraded.AppliedMigrations);
+            Assert.Equal(2L, await Scalar<long>(cs,
+                "SELECT count(*) FROM pg_attribute WHERE attrelid = 'procrastinate_jobs'::regclass AND attname LIKE 'dotnet_started%' AND NOT attisdropped"));
+            Assert.Contains("dotnet_started_event_id", await Scalar<string>(cs,
+                "SELECT pg_get_functiondef('procrastinate_dotnet_started_events'::regproc)"), StringComparison.Ordinal);
             Assert.Equal(SchemaLayout.Lean, upgraded.Layout);
             Assert.False(upgraded.LayoutChanged);
             Assert.Contains("procrastinate_lean_status_event", await Scalar<string>(cs,

@@ -2,6 +2,32 @@
 -- one: the per-row triggers, foreign keys and indexes of the 3.x schema, as schema.sql and the
 -- .NET migrations create them. Applied by SchemaManager in one transaction.
 
+-- The 'started' events of runs still going, which the lean layout writes when a run ends,
+-- become rows, with the ids their claims took; then the columns that held them go.
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_attribute
+               WHERE attrelid = 'procrastinate_jobs'::regclass AND attname = 'dotnet_started_event_id' AND NOT attisdropped) THEN
+        INSERT INTO procrastinate_events (id, job_id, type, at)
+        SELECT j.dotnet_started_event_id, j.id, 'started'::procrastinate_job_event_type, j.dotnet_started_at
+        FROM procrastinate_jobs AS j
+        WHERE j.status = 'doing'::procrastinate_job_status AND j.dotnet_started_event_id IS NOT NULL;
+    END IF;
+END;
+$$;
+DROP TRIGGER IF EXISTS procrastinate_lean_jobs_started ON procrastinate_jobs;
+DROP FUNCTION IF EXISTS procrastinate_lean_job_started();
+CREATE OR REPLACE FUNCTION procrastinate_dotnet_started_events(job_ids bigint[])
+    RETURNS TABLE (id bigint, job_id bigint, at timestamp with time zone)
+    LANGUAGE sql
+    STABLE
+AS $$
+    SELECT NULL::bigint, NULL::bigint, NULL::timestamp with time zone WHERE false
+$$;
+ALTER TABLE procrastinate_jobs
+    DROP COLUMN IF EXISTS dotnet_started_event_id,
+    DROP COLUMN IF EXISTS dotnet_started_at;
+
 DROP TRIGGER IF EXISTS procrastinate_lean_jobs_inserted ON procrastinate_jobs;
 DROP TRIGGER IF EXISTS procrastinate_lean_jobs_updated ON procrastinate_jobs;
 DROP TRIGGER IF EXISTS procrastinate_lean_jobs_deleted ON procrastinate_jobs;
