@@ -44,15 +44,25 @@ ${4:-}
 SQL
 }
 
-# The columns the worker's claim also sets on the lean layout: the id and time of each run's
-# 'started' event, written when the run ends (StartedColumns.cs, Layouts/lean_triggers.sql).
+# The columns the worker's claim and completion also set on the lean layout: the id and time of
+# each run's 'started' event, written when the run ends, and the job's 'deferred' event, marked
+# as written (LeanColumns.cs, Layouts/lean_triggers.sql).
 lean_started_set="dotnet_started_event_id = nextval('procrastinate_events_id_seq'::regclass), dotnet_started_at = now()"
+lean_finish_set="dotnet_deferred_event_id = NULL, dotnet_deferred_at = NULL"
 
-# claim_statement LAYOUT: fetch_jobs as the worker sends it on LAYOUT, on one line.
+# claim_statement LAYOUT, finish_statement LAYOUT: fetch_jobs and finish_jobs as the worker sends
+# them on LAYOUT, on one line.
 claim_statement() {
   if [ "$1" = lean ]; then
     statement fetch_jobs | sed -E "s/worker_id = \\\$2/worker_id = \$2, $lean_started_set/"
   else
     statement fetch_jobs
+  fi
+}
+finish_statement() {
+  if [ "$1" = lean ]; then
+    statement finish_jobs | sed -E "s/attempts = j\.attempts \+ 1/attempts = j.attempts + 1, $lean_finish_set/"
+  else
+    statement finish_jobs
   fi
 }

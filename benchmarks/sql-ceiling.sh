@@ -42,7 +42,7 @@ claim_sql=$(claim_statement "$layout" | sed -E \
   -e 's/\$1::character varying\[\]/NULL::character varying[]/g' -e 's/\$2/:wid::bigint/g' -e 's/\$3::integer/:n::integer/g' \
   -e "s/SELECT claimed\.\*, trace\.traceparent, trace\.tracestate FROM claimed LEFT JOIN procrastinate_dotnet_job_trace AS trace ON trace\.job_id = claimed\.id/SELECT coalesce(string_agg(claimed.id::text, ','), '') AS ids FROM claimed/")
 # The completion of those ids as succeeded, attempts 0, deleted or not.
-finish_sql=$(statement finish_jobs | sed -E \
+finish_sql=$(finish_statement "$layout" | sed -E \
   -e "s/SELECT \* FROM unnest\(\\\$1::bigint\[\], \\\$2::text\[\]::procrastinate_job_status\[\], \\\$3::integer\[\], \\\$4::boolean\[\]\) AS t\(id, end_status, attempts, delete_job\)/SELECT id, 'succeeded'::procrastinate_job_status AS end_status, 0 AS attempts, :del::boolean AS delete_job FROM unnest(string_to_array(:ids, ',')::bigint[]) AS id/" \
   -e 's/\$5/:wid::bigint/g')
 case "$claim_sql$finish_sql" in

@@ -26,7 +26,7 @@ public sealed class NpgsqlConnector : Connector
     private readonly Lock _gate = new();
     private NpgsqlDataSource? _dataSource;
     private bool _disposed;
-    private readonly StartedColumns _startedColumns = new();
+    private readonly LeanColumns _leanColumns = new();
 
     /// <summary>Configured from the environment (<c>PROCRASTINATE_DATABASE_URL</c>, then <c>PG*</c>).</summary>
     public NpgsqlConnector()
@@ -457,17 +457,27 @@ public sealed class NpgsqlConnector : Connector
     internal override async ValueTask<IReadOnlyList<Job>> FetchJobsAsync(string[]? queues, long workerId, int maxJobs, CancellationToken cancellationToken, bool durable = true)
     {
         await using var connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-        var lean = await _startedColumns.HasThemAsync(connection, cancellationToken).ConfigureAwait(false);
+        return await WithLeanColumnsAsync(connection,
+            lean => FetchJobsAsync(connection, lean, queues, workerId, maxJobs, durable, cancellationToken), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Runs a statement of the worker that has a variant for the lean layout's event columns
+    /// (<see cref="LeanColumns"/>): that variant when the database has them. When they have gone
+    /// since the last look (converted back to the compatible layout), it looks again and runs the
+    /// statement again: the failed one's implicit transaction changed nothing.
+    /// </summary>
+    private async ValueTask<T> WithLeanColumnsAsync<T>(NpgsqlConnection connection, Func<bool, ValueTask<T>> run, CancellationToken cancellationToken)
+    {
+        var lean = await _leanColumns.HaveThemAsync(connection, cancellationToken).ConfigureAwait(false);
         try
         {
-            return await FetchJobsAsync(connection, lean, queues, workerId, maxJobs, durable, cancellationToken).ConfigureAwait(false);
+            return await run(lean).ConfigureAwait(false);
         }
         catch (PostgresException e) when (lean && e.SqlState == PostgresErrorCodes.UndefinedColumn)
         {
-            // Converted back to the compatible layout since the last look: look again, claim again.
-            _startedColumns.Forget();
-            lean = await _startedColumns.HasThemAsync(connection, cancellationToken).ConfigureAwait(false);
-            return await FetchJobsAsync(connection, lean, queues, workerId, maxJobs, durable, cancellationToken).ConfigureAwait(false);
+            _leanColumns.Forget();
+            return await run(await _leanColumns.HaveThemAsync(connection, cancellationToken).ConfigureAwait(false)).ConfigureAwait(false);
         }
     }
 
@@ -485,7 +495,7 @@ public sealed class NpgsqlConnector : Connector
         var settings = new NpgsqlBatchCommand(SqlQueries.Get(queues is null ? "plan_claim_once" : "plan_claim_each_time"));
         settings.Parameters.Add(new NpgsqlParameter<bool> { TypedValue = durable });
         batch.BatchCommands.Add(settings);
-        var cmd = new NpgsqlBatchCommand(lean ? StartedColumns.LeanClaim : SqlQueries.Get("fetch_jobs"));
+        var cmd = new NpgsqlBatchCommand(lean ? LeanColumns.Claim : SqlQueries.Get("fetch_jobs"));
         cmd.Parameters.Add(Nullable(queues, NpgsqlDbType.Array | NpgsqlDbType.Varchar));
         cmd.Parameters.Add(new NpgsqlParameter<long> { TypedValue = workerId });
         cmd.Parameters.Add(new NpgsqlParameter<int> { TypedValue = Math.Min(maxJobs, MaxClaim) });
@@ -523,8 +533,15 @@ public sealed class NpgsqlConnector : Connector
         }
 
         await using var connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        return await WithLeanColumnsAsync(connection,
+            lean => FinishJobsAsync(connection, lean, ids, statuses, attempts, deletes, locks, workerId, cancellationToken), cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async ValueTask<IReadOnlyCollection<long>> FinishJobsAsync(NpgsqlConnection connection, bool lean,
+        long[] ids, string[] statuses, int[] attempts, bool[] deletes, List<string>? locks, long workerId, CancellationToken cancellationToken)
+    {
         await using var batch = new NpgsqlBatch(connection);
-        var finish = new NpgsqlBatchCommand(SqlQueries.Get("finish_jobs"));
+        var finish = new NpgsqlBatchCommand(lean ? LeanColumns.Finish : SqlQueries.Get("finish_jobs"));
         finish.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = ids });
         finish.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = statuses });
         finish.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = attempts });

@@ -87,7 +87,7 @@ internal sealed class DashboardQueries(App app)
 
     /// <summary>
     /// For each job of <paramref name="jobIds"/> that has events: when it was deferred and its latest
-    /// event (with the 'started' event of a run still going, which the lean layout keeps in the job row).
+    /// event (with the events the lean layout keeps in the job row until the job leaves that state).
     /// </summary>
     public async Task<IReadOnlyDictionary<long, JobTimes>> GetJobTimesAsync(IReadOnlyCollection<long> jobIds, CancellationToken cancellationToken)
     {
@@ -98,7 +98,7 @@ internal sealed class DashboardQueries(App app)
             SELECT job_id, min(at) FILTER (WHERE type = 'deferred'), max(at)
             FROM (SELECT job_id, type::text AS type, at FROM procrastinate_events WHERE job_id = ANY(@ids)
                   UNION ALL
-                  SELECT job_id, 'started', at FROM procrastinate_dotnet_started_events(@ids)) AS e
+                  SELECT job_id, type, at FROM procrastinate_dotnet_pending_events(@ids)) AS e
             GROUP BY job_id
             """;
         await using var command = dataSource.CreateCommand(sql);

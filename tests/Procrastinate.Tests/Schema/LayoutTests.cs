@@ -38,7 +38,7 @@ public sealed class LayoutTests
             var status = await app.Schema.CheckAsync();
             Assert.True(status.IsUsable);
             Assert.Equal(SchemaLayout.Lean, status.Layout);
-            Assert.Equal("procrastinate_jobs_notify_queue_job_aborted_v1,procrastinate_lean_jobs_deleted,procrastinate_lean_jobs_inserted,procrastinate_lean_jobs_started,procrastinate_lean_jobs_updated,procrastinate_lean_workers_deleted",
+            Assert.Equal("procrastinate_jobs_notify_queue_job_aborted_v1,procrastinate_lean_jobs_deferred_now,procrastinate_lean_jobs_deferred_written,procrastinate_lean_jobs_deleted,procrastinate_lean_jobs_inserted,procrastinate_lean_jobs_started,procrastinate_lean_jobs_updated,procrastinate_lean_workers_deleted",
                 await TriggerNames(cs));
             // The foreign keys checked row by row are gone.
             Assert.Equal(0L, await Scalar<long>(cs,
@@ -162,8 +162,15 @@ public sealed class LayoutTests
             await cmd.ExecuteNonQueryAsync();
         }
         var events = new List<string>();
-        await using var read = ds.CreateCommand(
-            "SELECT job_id, type::text, at IS NULL FROM procrastinate_events ORDER BY job_id, id");
+        // As readers see them: the rows, and the events the lean layout keeps in job rows until
+        // the job leaves that state (none on the compatible layout).
+        await using var read = ds.CreateCommand("""
+            SELECT job_id, type, at IS NULL
+            FROM (SELECT id, job_id, type::text AS type, at FROM procrastinate_events
+                  UNION ALL
+                  SELECT id, job_id, type, at FROM procrastinate_dotnet_pending_events(ARRAY(SELECT id FROM procrastinate_jobs))) AS e
+            ORDER BY job_id, id
+            """);
         await using var reader = await read.ExecuteReaderAsync();
         while (await reader.ReadAsync())
             events.Add($"{reader.GetInt64(0)} {reader.GetString(1)}{(reader.GetBoolean(2) ? " (no time)" : "")}");
@@ -244,9 +251,10 @@ public sealed class LayoutTests
             await Run("UPDATE procrastinate_jobs SET status = 'doing', worker_id = (SELECT max(id) FROM procrastinate_workers)");
             await Run("UPDATE procrastinate_jobs SET status = 'succeeded' WHERE id % 2 = 0");
             await Run("UPDATE procrastinate_jobs SET abort_requested = true WHERE status = 'doing'");
-            Assert.Equal("abort_requested:200,started:200,succeeded:200", await Scalar<string>(cs,
-                "SELECT string_agg(type || ':' || n, ',' ORDER BY type::text) FROM (SELECT type, count(*) AS n FROM procrastinate_events WHERE type <> 'deferred' GROUP BY type) AS c"));
-            Assert.Equal(200L, await Scalar<long>(cs, "SELECT count(*) FROM procrastinate_dotnet_started_events(ARRAY(SELECT id FROM procrastinate_jobs))"));
+            Assert.Equal("abort_requested:200,deferred:200,started:200,succeeded:200", await Scalar<string>(cs,
+                "SELECT string_agg(type || ':' || n, ',' ORDER BY type::text) FROM (SELECT type, count(*) AS n FROM procrastinate_events GROUP BY type) AS c"));
+            // The running jobs' 'deferred' and 'started' events wait in their rows.
+            Assert.Equal(400L, await Scalar<long>(cs, "SELECT count(*) FROM procrastinate_dotnet_pending_events(ARRAY(SELECT id FROM procrastinate_jobs))"));
             await Run("DELETE FROM procrastinate_workers");
             await Run("DELETE FROM procrastinate_jobs");
             await Run("RESET auto_explain.log_min_duration");
@@ -282,25 +290,29 @@ public sealed class LayoutTests
             await using var ds = NpgsqlDataSource.Create(cs);
             await using (var downgrade = ds.CreateCommand($"""
                 UPDATE {SchemaManager.LedgerTable} SET name = '{earlier}' WHERE name = '{SchemaManager.LeanTriggersMarker}';
-                DELETE FROM {SchemaManager.LedgerTable} WHERE name = '0004_dotnet_started_events';
-                DROP FUNCTION procrastinate_dotnet_started_events(bigint[]);
+                DELETE FROM {SchemaManager.LedgerTable} WHERE name = '0004_dotnet_pending_events';
+                DROP FUNCTION procrastinate_dotnet_pending_events(bigint[]);
                 DROP TRIGGER procrastinate_lean_jobs_started ON procrastinate_jobs;
+                DROP TRIGGER procrastinate_lean_jobs_deferred_now ON procrastinate_jobs;
+                DROP TRIGGER procrastinate_lean_jobs_deferred_written ON procrastinate_jobs;
                 DROP FUNCTION procrastinate_lean_job_started();
-                ALTER TABLE procrastinate_jobs DROP COLUMN dotnet_started_event_id, DROP COLUMN dotnet_started_at;
+                DROP FUNCTION procrastinate_lean_job_deferred_clear();
+                ALTER TABLE procrastinate_jobs DROP COLUMN dotnet_started_event_id, DROP COLUMN dotnet_started_at,
+                    DROP COLUMN dotnet_deferred_event_id, DROP COLUMN dotnet_deferred_at;
                 CREATE OR REPLACE FUNCTION procrastinate_lean_jobs_updated() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END; $$;
                 CREATE OR REPLACE FUNCTION procrastinate_lean_jobs_deleted() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END; $$;
                 """))
                 await downgrade.ExecuteNonQueryAsync();
             var before = await app.Schema.CheckAsync();
             Assert.Empty(before.UnknownMigrations); // the earlier revision's marker is known
-            Assert.Equal(["0004_dotnet_started_events"], before.PendingMigrations);
+            Assert.Equal(["0004_dotnet_pending_events"], before.PendingMigrations);
 
             var upgraded = await app.Schema.ApplyAsync();
-            Assert.Equal(["0004_dotnet_started_events", SchemaManager.LeanTriggersMarker], upgraded.AppliedMigrations);
-            Assert.Equal(2L, await Scalar<long>(cs,
-                "SELECT count(*) FROM pg_attribute WHERE attrelid = 'procrastinate_jobs'::regclass AND attname LIKE 'dotnet_started%' AND NOT attisdropped"));
+            Assert.Equal(["0004_dotnet_pending_events", SchemaManager.LeanTriggersMarker], upgraded.AppliedMigrations);
+            Assert.Equal(4L, await Scalar<long>(cs,
+                "SELECT count(*) FROM pg_attribute WHERE attrelid = 'procrastinate_jobs'::regclass AND attname LIKE 'dotnet_%' AND NOT attisdropped"));
             Assert.Contains("dotnet_started_event_id", await Scalar<string>(cs,
-                "SELECT pg_get_functiondef('procrastinate_dotnet_started_events'::regproc)"), StringComparison.Ordinal);
+                "SELECT pg_get_functiondef('procrastinate_dotnet_pending_events'::regproc)"), StringComparison.Ordinal);
             Assert.Equal(SchemaLayout.Lean, upgraded.Layout);
             Assert.False(upgraded.LayoutChanged);
             Assert.Contains("procrastinate_lean_status_event", await Scalar<string>(cs,

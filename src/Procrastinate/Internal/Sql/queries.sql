@@ -262,12 +262,13 @@ WHERE id = $1 AND status = 'failed'::procrastinate_job_status AND abort_requeste
 SELECT procrastinate_retry_job_v2($1, $2, $3, $4, $5);
 
 -- name: list_events
--- The event rows, and the 'started' event of a run still going that the lean layout writes only
--- when the run ends (procrastinate_dotnet_started_events, migration 0004; none in the
--- compatible layout). Its id was taken when the run started, so the order by id holds.
+-- The event rows, and the events the lean layout writes only when the job leaves that state (a
+-- waiting 'deferred' event, the 'started' event of a run still going:
+-- procrastinate_dotnet_pending_events, migration 0004; none in the compatible layout). Their ids
+-- were taken when they happened, so the order by id holds.
 SELECT id, job_id, type::text AS type, at FROM procrastinate_events WHERE job_id = $1
 UNION ALL
-SELECT s.id, s.job_id, 'started', s.at FROM procrastinate_dotnet_started_events(ARRAY[$1::bigint]) AS s
+SELECT p.id, p.job_id, p.type, p.at FROM procrastinate_dotnet_pending_events(ARRAY[$1::bigint]) AS p
 ORDER BY id;
 
 -- name: list_stalled_jobs
@@ -286,7 +287,7 @@ ORDER BY id;
 -- The stalled jobs to rescue now, locked. Besides the heartbeat rule, the latest 'started'
 -- event must be older than the threshold: a job whose worker was pruned while alive has
 -- worker_id NULL and would otherwise look stalled at once (COMPAT.md W3). On the lean layout the
--- event of the run still going is in the job row (procrastinate_dotnet_started_events).
+-- event of the run still going is in the job row (procrastinate_dotnet_pending_events).
 SELECT j.id, j.queue_name, j.task_name, j.priority, j.lock, j.queueing_lock, j.args, j.status::text AS status,
        j.scheduled_at, j.attempts, j.abort_requested, j.worker_id
 FROM procrastinate_jobs AS j
@@ -294,7 +295,7 @@ WHERE j.status = 'doing'::procrastinate_job_status
   AND (j.worker_id IS NULL
        OR j.worker_id IN (SELECT id FROM procrastinate_workers WHERE last_heartbeat < now() - make_interval(secs => $1)))
   AND COALESCE(GREATEST((SELECT max(e.at) FROM procrastinate_events AS e WHERE e.job_id = j.id AND e.type = 'started'::procrastinate_job_event_type),
-                         (SELECT max(s.at) FROM procrastinate_dotnet_started_events(ARRAY[j.id]) AS s)), '-infinity')
+                         (SELECT max(p.at) FROM procrastinate_dotnet_pending_events(ARRAY[j.id]) AS p WHERE p.type = 'started')), '-infinity')
       < now() - make_interval(secs => $1)
 ORDER BY j.id
 LIMIT 1000

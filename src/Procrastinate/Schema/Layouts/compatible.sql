@@ -2,12 +2,17 @@
 -- one: the per-row triggers, foreign keys and indexes of the 3.x schema, as schema.sql and the
 -- .NET migrations create them. Applied by SchemaManager in one transaction.
 
--- The 'started' events of runs still going, which the lean layout writes when a run ends,
--- become rows, with the ids their claims took; then the columns that held them go.
+-- The events the lean layout keeps in job rows until the job leaves that state (a waiting
+-- 'deferred' event, the 'started' event of a run still going) become rows, with the ids taken
+-- for them; then the columns that held them go.
 DO $$
 BEGIN
     IF EXISTS (SELECT FROM pg_attribute
-               WHERE attrelid = 'procrastinate_jobs'::regclass AND attname = 'dotnet_started_event_id' AND NOT attisdropped) THEN
+               WHERE attrelid = 'procrastinate_jobs'::regclass AND attname = 'dotnet_deferred_event_id' AND NOT attisdropped) THEN
+        INSERT INTO procrastinate_events (id, job_id, type, at)
+        SELECT j.dotnet_deferred_event_id, j.id, 'deferred'::procrastinate_job_event_type, j.dotnet_deferred_at
+        FROM procrastinate_jobs AS j
+        WHERE j.dotnet_deferred_event_id IS NOT NULL;
         INSERT INTO procrastinate_events (id, job_id, type, at)
         SELECT j.dotnet_started_event_id, j.id, 'started'::procrastinate_job_event_type, j.dotnet_started_at
         FROM procrastinate_jobs AS j
@@ -16,15 +21,20 @@ BEGIN
 END;
 $$;
 DROP TRIGGER IF EXISTS procrastinate_lean_jobs_started ON procrastinate_jobs;
+DROP TRIGGER IF EXISTS procrastinate_lean_jobs_deferred_now ON procrastinate_jobs;
+DROP TRIGGER IF EXISTS procrastinate_lean_jobs_deferred_written ON procrastinate_jobs;
 DROP FUNCTION IF EXISTS procrastinate_lean_job_started();
-CREATE OR REPLACE FUNCTION procrastinate_dotnet_started_events(job_ids bigint[])
-    RETURNS TABLE (id bigint, job_id bigint, at timestamp with time zone)
+DROP FUNCTION IF EXISTS procrastinate_lean_job_deferred_clear();
+CREATE OR REPLACE FUNCTION procrastinate_dotnet_pending_events(job_ids bigint[])
+    RETURNS TABLE (id bigint, job_id bigint, type text, at timestamp with time zone)
     LANGUAGE sql
     STABLE
 AS $$
-    SELECT NULL::bigint, NULL::bigint, NULL::timestamp with time zone WHERE false
+    SELECT NULL::bigint, NULL::bigint, NULL::text, NULL::timestamp with time zone WHERE false
 $$;
 ALTER TABLE procrastinate_jobs
+    DROP COLUMN IF EXISTS dotnet_deferred_event_id,
+    DROP COLUMN IF EXISTS dotnet_deferred_at,
     DROP COLUMN IF EXISTS dotnet_started_event_id,
     DROP COLUMN IF EXISTS dotnet_started_at;
 

@@ -1,10 +1,10 @@
 -- Procrastinate for .NET: the lean layout (a .NET-only variant of the Procrastinate 3.x schema).
 --
--- Same tables, columns, functions and event rows as the compatible layout, so every statement
--- the library sends works unchanged but the worker's claim, which also fills the two columns the
--- lean layout adds to procrastinate_jobs (dotnet_started_event_id, dotnet_started_at: where a
--- run's 'started' event waits until the run ends, lean_triggers.sql); what changes is how the
--- rows are kept:
+-- Same tables, functions and events as the compatible layout, so every statement the library
+-- sends works unchanged but the worker's claim and completion, which also fill and clear the
+-- four columns the lean layout adds to procrastinate_jobs (where a job's 'deferred' event and a
+-- run's 'started' event wait until the job leaves that state, lean_triggers.sql, which adds
+-- them); what changes is how the rows are kept:
 --   * the per-row plpgsql triggers become statement-level triggers over transition tables:
 --     the event rows of a whole statement are written by one INSERT ... SELECT, and a defer
 --     statement sends one notification per queue instead of two per job (the abort-request

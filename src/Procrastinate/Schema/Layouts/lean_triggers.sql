@@ -25,26 +25,38 @@
 -- whose new version shows them, which one scan of new_rows tells; without such a row, the only
 -- event of each row is its status change (or 'deferred' for an insert).
 --
--- A run's 'started' event is written when the run ends (revision 4). The claim of a worker
--- records the event's id, taken from the events' sequence, and its time in two columns of the
--- job row (dotnet_started_event_id, dotnet_started_at), which it writes anyway; the update that
--- ends the run (completion, retry, abort, rescue) writes the event with that id and time, beside
--- the event of the new status, so the events of a job keep their order by id. A claim thus
--- writes no event row at all: on the worker's claims that insert was a third of the statement's
+-- A job's 'deferred' event and a run's 'started' event are written when the job or run leaves
+-- that state (revision 4). Their ids, taken from the events' sequence, and their times wait in
+-- columns of the job row: the insert fills dotnet_deferred_event_id and dotnet_deferred_at
+-- through the columns' defaults, the worker's claim fills dotnet_started_event_id and
+-- dotnet_started_at in the row it writes anyway. The update that changes the status (a run's
+-- end, a cancel, a retry, an abort, a rescue; not a claim) writes the waiting events with those
+-- ids and times beside its own, so the events of a job keep their order by id, and clears the
+-- deferred columns (the worker's completion in its SET list, other statements through the row
+-- trigger procrastinate_lean_jobs_deferred_written). An insert and a claim thus write no event
+-- row, and a job deleted at its end (DeleteJobs) never writes these events, which its deletion
+-- would have deleted. On the worker's claims the 'started' insert was a third of the statement's
 -- time (benchmarks/sql-ceiling.sh, lean, claims of 500 deleted at completion: 42,800-53,300
--- jobs/s against 33,100-36,300 with the event written at the claim). A job deleted while
--- running loses its events anyway. Readers see the event of a run still going through
--- procrastinate_dotnet_started_events(), which reads those columns here and returns nothing in
--- the compatible layout. A claim that does not set the columns itself (a statement of an
--- earlier version of the library, procrastinate_fetch_job_v2) gets them from the row trigger
--- procrastinate_lean_jobs_started, whose WHEN clause keeps it from firing for the worker's
--- claims.
+-- jobs/s against 33,100-36,300 with the event written at the claim); on an insert of 100,000
+-- jobs the 'deferred' events were about a quarter. Readers see the waiting events through
+-- procrastinate_dotnet_pending_events(), which reads those columns here and returns nothing in
+-- the compatible layout. Statements that do not set the columns themselves get them from row
+-- triggers whose WHEN clauses keep them from firing for the library's own statements:
+-- procrastinate_lean_jobs_started for a claim of an earlier version of the library or
+-- procrastinate_fetch_job_v2; procrastinate_lean_jobs_deferred_now for an insert of a scheduled
+-- job (its 'scheduled' event comes before 'deferred', so both are written at once) or of a job
+-- that is not waiting (no event, as the compatible triggers).
 
--- Where a running job's 'started' event waits (see above). Nullable, no default: adding them
--- rewrites nothing.
+-- Where the waiting events are kept (see above). Nullable, added without a default and then
+-- given one: rows already there keep NULL (their events are rows), and nothing is rewritten.
 ALTER TABLE procrastinate_jobs
+    ADD COLUMN IF NOT EXISTS dotnet_deferred_event_id bigint,
+    ADD COLUMN IF NOT EXISTS dotnet_deferred_at timestamp with time zone,
     ADD COLUMN IF NOT EXISTS dotnet_started_event_id bigint,
     ADD COLUMN IF NOT EXISTS dotnet_started_at timestamp with time zone;
+ALTER TABLE procrastinate_jobs
+    ALTER COLUMN dotnet_deferred_event_id SET DEFAULT nextval('procrastinate_events_id_seq'::regclass),
+    ALTER COLUMN dotnet_deferred_at SET DEFAULT now();
 
 -- A claim that did not set them: the event id and time, as the worker's claim sets them.
 CREATE OR REPLACE FUNCTION procrastinate_lean_job_started()
@@ -66,14 +78,49 @@ CREATE TRIGGER procrastinate_lean_jobs_started
           AND new.dotnet_started_event_id IS NOT DISTINCT FROM old.dotnet_started_event_id)
     EXECUTE FUNCTION procrastinate_lean_job_started();
 
--- The 'started' events of the given jobs' runs still going (the compatible layout's version,
--- migration 0004, returns none). An SQL function of one SELECT: PostgreSQL inlines it.
-CREATE OR REPLACE FUNCTION procrastinate_dotnet_started_events(job_ids bigint[])
-    RETURNS TABLE (id bigint, job_id bigint, at timestamp with time zone)
+-- No waiting 'deferred' event: for a row whose event is written now (the insert trigger below)
+-- or written already (the update trigger, from the old row).
+CREATE OR REPLACE FUNCTION procrastinate_lean_job_deferred_clear()
+    RETURNS trigger
+    LANGUAGE plpgsql
+AS $$
+BEGIN
+    NEW.dotnet_deferred_event_id := NULL;
+    NEW.dotnet_deferred_at := NULL;
+    RETURN NEW;
+END;
+$$;
+
+DROP TRIGGER IF EXISTS procrastinate_lean_jobs_deferred_now ON procrastinate_jobs;
+CREATE TRIGGER procrastinate_lean_jobs_deferred_now
+    BEFORE INSERT ON procrastinate_jobs
+    FOR EACH ROW
+    WHEN (new.dotnet_deferred_event_id IS NOT NULL
+          AND (new.scheduled_at IS NOT NULL OR new.status <> 'todo'::procrastinate_job_status))
+    EXECUTE FUNCTION procrastinate_lean_job_deferred_clear();
+
+DROP TRIGGER IF EXISTS procrastinate_lean_jobs_deferred_written ON procrastinate_jobs;
+CREATE TRIGGER procrastinate_lean_jobs_deferred_written
+    BEFORE UPDATE OF status ON procrastinate_jobs
+    FOR EACH ROW
+    WHEN (old.dotnet_deferred_event_id IS NOT NULL
+          AND new.dotnet_deferred_event_id IS NOT DISTINCT FROM old.dotnet_deferred_event_id
+          AND new.status <> old.status AND new.status <> 'doing'::procrastinate_job_status)
+    EXECUTE FUNCTION procrastinate_lean_job_deferred_clear();
+
+-- The waiting events of the given jobs: 'deferred' while the job has not left its first wait
+-- or run, 'started' while its run goes on (the compatible layout's version, migration 0004,
+-- returns none). An SQL function of one query: PostgreSQL inlines it.
+CREATE OR REPLACE FUNCTION procrastinate_dotnet_pending_events(job_ids bigint[])
+    RETURNS TABLE (id bigint, job_id bigint, type text, at timestamp with time zone)
     LANGUAGE sql
     STABLE
 AS $$
-    SELECT j.dotnet_started_event_id, j.id, j.dotnet_started_at
+    SELECT j.dotnet_deferred_event_id, j.id, 'deferred', j.dotnet_deferred_at
+    FROM procrastinate_jobs AS j
+    WHERE j.id = ANY (job_ids) AND j.dotnet_deferred_event_id IS NOT NULL
+    UNION ALL
+    SELECT j.dotnet_started_event_id, j.id, 'started', j.dotnet_started_at
     FROM procrastinate_jobs AS j
     WHERE j.id = ANY (job_ids)
       AND j.status = 'doing'::procrastinate_job_status
@@ -85,9 +132,10 @@ CREATE OR REPLACE FUNCTION procrastinate_lean_jobs_inserted()
     LANGUAGE plpgsql
 AS $$
 BEGIN
-    IF EXISTS (SELECT FROM new_rows WHERE scheduled_at IS NOT NULL AND status = 'todo'::procrastinate_job_status) THEN
-        -- Per job, as the compatible triggers write them: 'scheduled' (when scheduled), then
-        -- 'deferred' (the lateral VALUES yields them in that order).
+    -- A waiting job's 'deferred' event waits in its row, unless the row trigger cleared it:
+    -- then, as the compatible triggers write them, 'scheduled' (when scheduled) and 'deferred'
+    -- (the lateral VALUES yields them in that order).
+    IF EXISTS (SELECT FROM new_rows WHERE dotnet_deferred_event_id IS NULL AND status = 'todo'::procrastinate_job_status) THEN
         INSERT INTO procrastinate_events (job_id, type, at)
         SELECT n.id, e.type, e.at
         FROM new_rows AS n
@@ -95,12 +143,7 @@ BEGIN
             (CASE WHEN n.scheduled_at IS NOT NULL THEN 'scheduled'::procrastinate_job_event_type END, n.scheduled_at),
             ('deferred'::procrastinate_job_event_type, now())
         ) AS e(type, at)
-        WHERE n.status = 'todo'::procrastinate_job_status AND e.type IS NOT NULL;
-    ELSE
-        INSERT INTO procrastinate_events (job_id, type, at)
-        SELECT n.id, 'deferred'::procrastinate_job_event_type, now()
-        FROM new_rows AS n
-        WHERE n.status = 'todo'::procrastinate_job_status;
+        WHERE n.status = 'todo'::procrastinate_job_status AND n.dotnet_deferred_event_id IS NULL AND e.type IS NOT NULL;
     END IF;
 
     -- One wake-up per queue and statement (the payload names the queue's first new job).
@@ -144,7 +187,8 @@ CREATE OR REPLACE FUNCTION procrastinate_lean_jobs_updated()
 AS $$
 BEGIN
     -- Claims, and updates of running jobs that ask for no abort (a worker pruned: worker_id
-    -- NULL): no event now. A claimed run's 'started' event waits in the row until the run ends.
+    -- NULL): no event now. A claimed run's 'started' event, and the job's 'deferred' event on
+    -- its first run, wait in the row until the run ends.
     IF NOT EXISTS (SELECT FROM new_rows AS n
                    WHERE n.status <> 'doing'::procrastinate_job_status OR n.abort_requested) THEN
         RETURN NULL;
@@ -152,15 +196,19 @@ BEGIN
     IF EXISTS (SELECT FROM new_rows AS n
                WHERE n.abort_requested
                   OR (n.scheduled_at IS NOT NULL AND n.status = 'todo'::procrastinate_job_status)) THEN
-        -- The compatible triggers' events, in their order for each job: the 'started' event of a
-        -- run that ends (its id was taken when it started), abort requested, scheduled, status
-        -- change (the lateral VALUES yields them in that order; new ids follow). Enum-typed
-        -- constants, so nothing is parsed per row.
+        -- The compatible triggers' events, in their order for each job: the waiting 'deferred'
+        -- and 'started' events of a job that leaves its wait or run (their ids were taken
+        -- then), abort requested, scheduled, status change (the lateral VALUES yields them in
+        -- that order; new ids follow). Enum-typed constants, so nothing is parsed per row.
         INSERT INTO procrastinate_events (id, job_id, type, at)
         SELECT coalesce(e.id, nextval('procrastinate_events_id_seq'::regclass)), n.id, e.type, e.at
         FROM old_rows AS o
         JOIN new_rows AS n ON n.id = o.id
         CROSS JOIN LATERAL (VALUES
+            (o.dotnet_deferred_event_id,
+             CASE WHEN o.dotnet_deferred_event_id IS NOT NULL AND n.status <> o.status
+                       AND n.status <> 'doing'::procrastinate_job_status THEN 'deferred'::procrastinate_job_event_type END,
+             o.dotnet_deferred_at),
             (o.dotnet_started_event_id,
              CASE WHEN o.status = 'doing'::procrastinate_job_status AND n.status <> 'doing'::procrastinate_job_status
                        AND o.dotnet_started_event_id IS NOT NULL THEN 'started'::procrastinate_job_event_type END,
@@ -171,15 +219,21 @@ BEGIN
         ) AS e(id, type, at)
         WHERE e.type IS NOT NULL;
     ELSE
-        -- No row asks for an abort or is scheduled: each row's events are the 'started' event of
-        -- a run that ends, with the id taken when it started, and its status change.
+        -- No row asks for an abort or is scheduled: each row's events are the waiting 'deferred'
+        -- and 'started' events of a job that leaves its wait or run, with the ids taken then,
+        -- and its status change.
         WITH changed AS (
             SELECT n.id, o.status AS old_status, n.status AS new_status,
+                   o.dotnet_deferred_event_id AS deferred_id, o.dotnet_deferred_at AS deferred_at,
                    o.dotnet_started_event_id AS started_id, o.dotnet_started_at AS started_at
             FROM old_rows AS o
             JOIN new_rows AS n ON n.id = o.id
         )
         INSERT INTO procrastinate_events (id, job_id, type, at)
+        SELECT c.deferred_id, c.id, 'deferred'::procrastinate_job_event_type, c.deferred_at
+        FROM changed AS c
+        WHERE c.deferred_id IS NOT NULL AND c.new_status <> c.old_status AND c.new_status <> 'doing'::procrastinate_job_status
+        UNION ALL
         SELECT c.started_id, c.id, 'started'::procrastinate_job_event_type, c.started_at
         FROM changed AS c
         WHERE c.old_status = 'doing'::procrastinate_job_status AND c.new_status <> 'doing'::procrastinate_job_status

@@ -1,0 +1,59 @@
+using System.Runtime.CompilerServices;
+using Npgsql;
+
+namespace Procrastinate.Internal.Sql;
+
+/// <summary>
+/// Whether the database has the lean layout's columns that keep a job's waiting events
+/// (<c>Layouts/lean_triggers.sql</c>, revision 4), for the worker's claim and completion to fill
+/// and clear them. Statements that do not touch them still work on the lean layout (row
+/// triggers do it, at a cost per row); statements that do fail on the compatible layout, where
+/// the columns do not exist. The answer is kept for a minute, so a worker notices a conversion to
+/// the lean layout within a minute, and one back at its next claim or completion (which fails
+/// with undefined_column: <see cref="Forget"/>, then sent again).
+/// </summary>
+internal sealed class LeanColumns
+{
+    private const long KeepMilliseconds = 60_000;
+
+    private const string Query = """
+        SELECT EXISTS (SELECT FROM pg_attribute
+                       WHERE attrelid = to_regclass('procrastinate_jobs') AND attname = 'dotnet_deferred_event_id' AND NOT attisdropped)
+        """;
+
+    /// <summary>The worker's claim (queries.sql, fetch_jobs), which also takes the run's 'started' event id and time.</summary>
+    public static readonly string Claim = Extend(SqlQueries.Get("fetch_jobs"), "worker_id = $2",
+        ", dotnet_started_event_id = nextval('procrastinate_events_id_seq'::regclass), dotnet_started_at = now()");
+
+    /// <summary>The worker's completion (queries.sql, finish_jobs), which also marks the job's 'deferred' event as written (the trigger writes it).</summary>
+    public static readonly string Finish = Extend(SqlQueries.Get("finish_jobs"), "attempts = j.attempts + 1",
+        ", dotnet_deferred_event_id = NULL, dotnet_deferred_at = NULL");
+
+    // Read and written without a lock: a stale answer only makes one more look, or one statement
+    // of the other kind (which works, or fails once and is sent again).
+    private volatile StrongBox<bool>? _has;
+    private long _lookedAt;
+
+    public async ValueTask<bool> HaveThemAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        var now = Environment.TickCount64;
+        if (_has is { } known && now - Interlocked.Read(ref _lookedAt) < KeepMilliseconds)
+            return known.Value;
+        await using var cmd = new NpgsqlCommand(Query, connection);
+        var has = (bool)(await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+        Interlocked.Exchange(ref _lookedAt, now);
+        _has = new StrongBox<bool>(has);
+        return has;
+    }
+
+    public void Forget() => _has = null;
+
+    /// <summary><paramref name="statement"/> with <paramref name="addition"/> right after its only <paramref name="anchor"/>.</summary>
+    internal static string Extend(string statement, string anchor, string addition)
+    {
+        var at = statement.IndexOf(anchor, StringComparison.Ordinal);
+        if (at < 0 || statement.IndexOf(anchor, at + 1, StringComparison.Ordinal) >= 0)
+            throw new InvalidOperationException($"The statement must contain \"{anchor}\" exactly once (queries.sql).");
+        return statement.Insert(at + anchor.Length, addition);
+    }
+}
