@@ -541,6 +541,8 @@ public sealed class NpgsqlConnector : Connector
         long[] ids, string[] statuses, int[] attempts, bool[] deletes, List<string>? locks, long workerId, CancellationToken cancellationToken)
     {
         await using var batch = new NpgsqlBatch(connection);
+        // Lookups by primary key, whatever the table's size when the plan was made (queries.sql, plan_finish).
+        batch.BatchCommands.Add(new NpgsqlBatchCommand(SqlQueries.Get("plan_finish")));
         var finish = new NpgsqlBatchCommand(lean ? LeanColumns.Finish : SqlQueries.Get("finish_jobs"));
         finish.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = ids });
         finish.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = statuses });
@@ -557,6 +559,7 @@ public sealed class NpgsqlConnector : Connector
         }
         var written = new HashSet<long>();
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false); // past the setting's row
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             written.Add(reader.GetInt64(0));
         return written;

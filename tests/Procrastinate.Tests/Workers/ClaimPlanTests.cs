@@ -15,7 +15,14 @@ namespace Procrastinate.Tests.Workers;
 /// </summary>
 public abstract class ClaimPlanTests(DatabaseFixture db) : IAsyncLifetime
 {
-    public Task InitializeAsync() => db.ResetAsync();
+    // These tests read the plans PostgreSQL cached for the connector's statements; an ANALYZE by
+    // autovacuum after a test's large insert would throw them away mid-test (this class's
+    // database only).
+    public async Task InitializeAsync()
+    {
+        await db.ResetAsync();
+        await db.ExecAsync("ALTER TABLE procrastinate_jobs SET (autovacuum_enabled = off)");
+    }
 
     public Task DisposeAsync() => Task.CompletedTask;
 
@@ -130,6 +137,42 @@ public abstract class ClaimPlanTests(DatabaseFixture db) : IAsyncLifetime
         Assert.True(plan.Contains("procrastinate_jobs_priority_idx_v1", StringComparison.Ordinal), plan);
         Assert.False(plan.Contains("Seq Scan on procrastinate_jobs", StringComparison.Ordinal), plan);
         Assert.False(plan.Contains("Sort", StringComparison.Ordinal), plan);
+    }
+
+    [Fact]
+    public async Task A_completion_planned_on_a_small_table_still_looks_jobs_up_by_primary_key_once_the_table_has_grown()
+    {
+        // The completion (finish_jobs) is prepared while the table holds a few jobs. Left to
+        // choose between custom and generic plans by cost, PostgreSQL kept in W5 a generic plan
+        // that scanned the whole table, and went on using it as a backlog grew (15 ms per
+        // completion). The connector now asks for one generic plan, made with the primary key as
+        // the only way in: it exists after a few completions, and still uses the key.
+        var worker = await RegisterWorkerAsync();
+        await InsertTodoAsync(40);
+        await db.ExecAsync("ANALYZE procrastinate_jobs"); // statistics: a small table
+        await using var connector = SingleConnectionConnector();
+        for (var i = 0; i < 8; i++)
+        {
+            var jobs = await connector.FetchJobsAsync(null, worker, 4, CancellationToken.None);
+            Assert.Equal(4, jobs.Count);
+            var outcomes = jobs.Select((j, n) => new Procrastinate.Internal.JobOutcome(j, JobStatus.Succeeded, DeleteJob: n % 2 == 0, null, null, TimeSpan.Zero)).ToList();
+            Assert.Equal(4, (await connector.FinishJobsAsync(outcomes, worker, CancellationToken.None)).Count);
+        }
+        await InsertTodoAsync(50_000); // no ANALYZE: the plan is not made again
+
+        await using var connection = await connector.DataSource.OpenConnectionAsync();
+        string name;
+        await using (var find = new NpgsqlCommand("SELECT name FROM pg_prepared_statements WHERE statement LIKE '%DELETE FROM procrastinate_jobs AS j%USING input%' AND generic_plans > 0", connection))
+            name = (string)(await find.ExecuteScalarAsync() ?? throw new InvalidOperationException("the completion was not prepared, or has no generic plan"));
+        // The plan the completions use: the generic one PostgreSQL keeps for the prepared statement.
+        var plan = await ExplainAsync(connection,
+            "SET plan_cache_mode = force_generic_plan",
+            $"EXPLAIN (COSTS OFF) EXECUTE \"{name}\"('{{1,2}}'::bigint[], '{{succeeded,succeeded}}'::text[], '{{0,0}}'::integer[], '{{true,false}}'::boolean[], {worker})");
+        await using (var reset = new NpgsqlCommand("RESET plan_cache_mode", connection))
+            await reset.ExecuteNonQueryAsync();
+
+        Assert.True(plan.Contains("procrastinate_jobs_pkey", StringComparison.Ordinal), plan);
+        Assert.False(plan.Contains("Seq Scan on procrastinate_jobs", StringComparison.Ordinal), plan);
     }
 
     [Fact]

@@ -148,6 +148,16 @@ SELECT set_config('plan_cache_mode', 'force_generic_plan', true),
 SELECT set_config('plan_cache_mode', 'force_custom_plan', true),
        set_config('synchronous_commit', CASE WHEN $1 THEN current_setting('synchronous_commit') ELSE 'off' END, true);
 
+-- name: plan_finish
+-- Sent before finish_jobs, in the same implicit transaction, so only for that statement
+-- (NpgsqlConnector.FinishJobsAsync): one generic plan, which looks its rows up by primary key
+-- whatever the statistics of the moment it was made. PostgreSQL keeps the generic plan of a
+-- prepared statement once it costs no more than the custom plans so far: one made while the
+-- job table was small scanned the whole table for each completion, and kept doing so as a
+-- backlog grew (15 ms per completion of 300 jobs with 600,000 waiting, in W5; BENCHMARKS.md).
+SELECT set_config('plan_cache_mode', 'force_generic_plan', true),
+       set_config('enable_seqscan', 'off', true);
+
 -- name: finish_jobs
 -- Ends many runs at once with the effect of procrastinate_finish_job_v1 (COMPAT.md 2.6.4), but
 -- guarded: a row changes only while it is still the run this worker claimed (status doing,
