@@ -1,10 +1,12 @@
--- Procrastinate for .NET: the event-writing trigger functions of the lean layout (lean.sql).
+-- Procrastinate for .NET: the event-writing trigger functions of the lean layout (lean.sql),
+-- and the job columns and row triggers that keep a job's waiting events (below).
 --
 -- Run by SchemaManager before lean.sql when a database is converted to the lean layout, and
 -- alone on a database converted by an earlier version, which had slower bodies of the same
--- functions (ledger row dotnet_layout_lean_triggers_3 marks the current ones). The insert and
--- update functions write the event rows the compatible layout's per-row triggers write, for a
--- whole statement at once; the delete functions do the cascades of its foreign keys.
+-- functions and wrote every event at once (ledger row dotnet_layout_lean_triggers_4 marks the
+-- current ones). The insert and update functions write the events the compatible layout's
+-- per-row triggers write, for a whole statement at once; the delete functions do the cascades
+-- of its foreign keys.
 --
 -- Plans that hold at any size. PL/pgSQL plans each statement of a function once per session
 -- and keeps the plan, estimating a transition table at the size it had on that first call. A
@@ -22,8 +24,8 @@
 -- worker's claims and completions that list cost about as much as the rest of the trigger
 -- (benchmarks/sql-ceiling.sh: 28,000-30,000 jobs/s with it, 33,000-34,000 with the fast
 -- statement, on 2 cores). The rare events (abort requested, scheduled) can only come from a row
--- whose new version shows them, which one scan of new_rows tells; without such a row, the only
--- event of each row is its status change (or 'deferred' for an insert).
+-- whose new version shows them, which one scan of new_rows tells; without such a row, each
+-- row's events are its status change and the waiting events it writes (below).
 --
 -- A job's 'deferred' event and a run's 'started' event are written when the job or run leaves
 -- that state (revision 4). Their ids, taken from the events' sequence, and their times wait in
