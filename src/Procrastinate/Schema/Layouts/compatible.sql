@@ -25,6 +25,7 @@ DROP TRIGGER IF EXISTS procrastinate_lean_jobs_deferred_now ON procrastinate_job
 DROP TRIGGER IF EXISTS procrastinate_lean_jobs_deferred_written ON procrastinate_jobs;
 DROP FUNCTION IF EXISTS procrastinate_lean_job_started();
 DROP FUNCTION IF EXISTS procrastinate_lean_job_deferred_clear();
+-- The readers' function as migration 0004 creates it: every event is a row again.
 CREATE OR REPLACE FUNCTION procrastinate_dotnet_pending_events(job_ids bigint[])
     RETURNS TABLE (id bigint, job_id bigint, type text, at timestamp with time zone)
     LANGUAGE sql
