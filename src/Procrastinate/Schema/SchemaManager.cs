@@ -109,7 +109,7 @@ public sealed class SchemaManager
     /// Markers of earlier revisions of the lean trigger functions: known (a database carrying one
     /// is not newer than this version), and replaced by <see cref="LeanTriggersMarker"/> on apply.
     /// Revision 2 had plans that could go quadratic in a session whose first update was small;
-    /// revision 3 wrote each claimed job's 'started' event in the claim.
+    /// revisions 2 and 3 wrote a job's 'deferred' and 'started' events in the defer and the claim.
     /// </summary>
     private static readonly string[] EarlierLeanTriggersMarkers = ["dotnet_layout_lean_triggers_2", "dotnet_layout_lean_triggers_3"];
 
