@@ -344,7 +344,12 @@ internal sealed partial class Worker
         {
             case "job_inserted":
                 InvalidateNextDue();
-                _wake.Set();
+                // On the listener's own thread, the fetcher sends its claim from here, up to the
+                // claim's first await: no other thread to wake on the way from defer to start.
+                if (_store.NotifiesOnListenerThread)
+                    _wake.SetInline();
+                else
+                    _wake.Set();
                 break;
             case "abort_job_requested" when jobId is { } id:
                 RequestUserAbort(id);

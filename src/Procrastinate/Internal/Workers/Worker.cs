@@ -342,7 +342,7 @@ internal sealed partial class Worker
                 // scheduled job, the poll interval, or stop. Without room, only a finished job (or
                 // stop) can wake it.
                 var timeout = claims.Count > 0 ? Timeout.InfiniteTimeSpan
-                    : shortClaim && _options.Wait ? await PollDelayAsync(stop).ConfigureAwait(false)
+                    : shortClaim && _options.Wait ? await PollDelayAsync(takenIn, stop).ConfigureAwait(false)
                     : _options.Wait && FreeRoom > 0 ? _options.FetchJobPollingInterval
                     : Timeout.InfiniteTimeSpan;
                 try
@@ -394,12 +394,16 @@ internal sealed partial class Worker
     /// The polling interval, shortened when a scheduled job becomes due sooner. The due time is
     /// read from the database at most once a second, and again after any notification.
     /// </summary>
-    private async Task<TimeSpan> PollDelayAsync(CancellationToken stop)
+    private async Task<TimeSpan> PollDelayAsync(bool tookJobsIn, CancellationToken stop)
     {
         var now = _time.GetUtcNow();
         var generation = Interlocked.Read(ref _dueGeneration);
         if (generation != _scheduledCheckedGeneration || now.UtcTicks - _scheduledCheckedAtTicks >= TimeSpan.TicksPerSecond || _nextDue <= now)
         {
+            // Jobs were buffered on this thread a moment ago, and their executor is queued
+            // behind this loop on it: let it start them before this round trip is sent.
+            if (tookJobsIn)
+                await Task.Yield();
             try
             {
                 var next = await _store.NextScheduledDelayAsync(_queues, stop).ConfigureAwait(false);
