@@ -22,11 +22,15 @@ public sealed class S7PoisonJobTests(ITestOutputHelper output)
         var poisonCrash = app.Task<CrashArgs>(Contract.PoisonCrash, _ => { });
         var random = new Random(7);
         var normal = await ledger.DeferManyAsync(Enumerable.Range(0, Soak.Pick(400, 4000)).Select(_ => new LedgerArgs(random.Next(10, 50))));
-        var thrower = await poisonThrow.DeferAsync(new LedgerArgs());
+        // One lock for the poison jobs: each crash job crashes a process of its own, so every crash
+        // is observed; and the throwing job never waits in the buffer of a process that a crash
+        // job is about to kill (its run would then be rescued, an attempt spent, before its
+        // ledger row was written: it failed that way once in a loaded run).
+        var poisonLock = new DeferOptions { Lock = "poison-crash" };
+        var thrower = await poisonThrow.DeferAsync(new LedgerArgs(), poisonLock);
         var crashers = new Dictionary<string, long>();
-        // One lock for the crash jobs: each crashes a process of its own, so every crash is observed.
         foreach (var mode in new[] { "stackoverflow", "exit", "failfast" })
-            crashers[mode] = await poisonCrash.DeferAsync(new CrashArgs(mode), new DeferOptions { Lock = "poison-crash" });
+            crashers[mode] = await poisonCrash.DeferAsync(new CrashArgs(mode), poisonLock);
 
         var pool = new List<RelWorker>();
         for (var i = 0; i < 3; i++)

@@ -23,17 +23,20 @@ public sealed class WakeUpTests(DatabaseFixture db) : IClassFixture<DatabaseFixt
         var ran = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var task = app.Task<SumArgs>("woken_by_notification", _ => ran.TrySetResult());
         // Npgsql starts an activity for each command on the thread that sends it: the call stack
-        // there says where the claim came from. Other tests' commands may show up too.
-        var sent = new ConcurrentQueue<string>();
+        // there says where a command came from. Its tags, set by the time it stops, say which
+        // database it went to: other tests' workers run meanwhile, on databases of their own.
+        var database = new Npgsql.NpgsqlConnectionStringBuilder(db.ConnectionString).Database;
+        var sent = new ConcurrentQueue<(DateTime At, string Stack)>();
         using var listener = new ActivityListener
         {
             ShouldListenTo = source => source.Name == "Npgsql",
             Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllData,
-            ActivityStarted = _ =>
+            ActivityStarted = activity => activity.SetCustomProperty("stack", new StackTrace().ToString()),
+            ActivityStopped = activity =>
             {
-                var stack = new StackTrace().ToString();
-                if (stack.Contains("FetchLoopAsync", StringComparison.Ordinal) || stack.Contains("PollDelayAsync", StringComparison.Ordinal))
-                    sent.Enqueue(stack);
+                if (activity.GetCustomProperty("stack") is string stack && activity.GetTagItem("db.namespace") as string == database
+                    && (stack.Contains("FetchLoopAsync", StringComparison.Ordinal) || stack.Contains("PollDelayAsync", StringComparison.Ordinal)))
+                    sent.Enqueue((activity.StartTimeUtc, stack));
             },
         };
         ActivitySource.AddActivityListener(listener);
@@ -43,22 +46,39 @@ public sealed class WakeUpTests(DatabaseFixture db) : IClassFixture<DatabaseFixt
         var deadline = Stopwatch.StartNew();
         while (app.Workers.FirstOrDefault() is not { IsListening: true, Id: > 0 } && deadline.Elapsed < TimeSpan.FromSeconds(15))
             await Task.Delay(20);
-        // The worker's first claim (at start, from no notification) is behind it: wait for the
-        // loop to settle, then start counting.
-        await Task.Delay(300);
-        sent.Clear();
+        // Let the worker's first turns (a claim at start, another once listening, each followed
+        // by a look at the next scheduled job) end: the notification must find it waiting.
+        deadline.Restart();
+        int seen;
+        do
+        {
+            seen = sent.Count;
+            await Task.Delay(300);
+        }
+        while ((sent.Count != seen || !sent.Any(s => s.Stack.Contains("PollDelayAsync", StringComparison.Ordinal)))
+            && deadline.Elapsed < TimeSpan.FromSeconds(15));
         await task.DeferAsync(new SumArgs(1, 0));
         await ran.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        // The worker's first claim, at start, came from no notification; the one after the
+        // defer came from the listener's thread. That claim came back with the job: the
+        // executor queued for it runs first; the idle worker's look at the next scheduled job
+        // goes through the pool after it (possibly after the job), not on from the claim's
+        // return (AsyncSignal waking the fetch loop there).
+        List<string> order;
+        int claim, look;
+        deadline.Restart();
+        do
+        {
+            await Task.Delay(20);
+            order = [.. sent.OrderBy(s => s.At).Select(s => s.Stack)];
+            claim = order.FindIndex(stack => stack.Contains("FetchJobsAsync", StringComparison.Ordinal)
+                && stack.Contains("SharedListener", StringComparison.Ordinal));
+            look = claim < 0 ? -1 : order.FindIndex(claim + 1, stack => stack.Contains("PollDelayAsync", StringComparison.Ordinal));
+        }
+        while (look < 0 && deadline.Elapsed < TimeSpan.FromSeconds(10));
         await cts.CancelAsync();
         await run;
-        var order = sent.ToList();
-        var claim = order.FindIndex(stack => stack.Contains("FetchJobsAsync", StringComparison.Ordinal));
-        Assert.True(claim >= 0, "no claim was sent after the defer");
-        Assert.Contains("SharedListener", order[claim], StringComparison.Ordinal);
-        // The claim came back with the job: the executor queued for it runs first; the idle
-        // worker's look at the next scheduled job goes through the pool after it, not on from
-        // the claim's return (AsyncSignal waking the fetch loop there).
-        var look = order.FindIndex(claim + 1, stack => stack.Contains("PollDelayAsync", StringComparison.Ordinal));
+        Assert.True(claim >= 0, "no claim was sent from the listener's thread:\n" + string.Join("\n---\n", order));
         Assert.True(look > claim, "the worker did not look at the next scheduled job after the claim");
         Assert.DoesNotContain("AsyncSignal", order[look], StringComparison.Ordinal);
     }
