@@ -261,6 +261,7 @@ internal sealed partial class Worker
                 _wake.Reset();
                 var shortClaim = false; // a claim came back with less than its room: nothing more to claim for now
                 var takenIn = false;
+                var jobsTakenIn = false; // ... and one of them brought jobs, whose executor is queued on this thread
                 // Take in the claims that came back, oldest first: jobs start in the order they were claimed.
                 while (claims.TryPeek(out var head) && head.Jobs.IsCompleted)
                 {
@@ -269,6 +270,7 @@ internal sealed partial class Worker
                     var jobs = head.Jobs.IsCompletedSuccessfully ? head.Jobs.Result : [];
                     foreach (var job in jobs)
                         Claim(job);
+                    jobsTakenIn |= jobs.Count > 0;
                     Interlocked.Add(ref _reservedRoom, -head.Room);
                     Interlocked.Decrement(ref _claimsInFlight);
                     if (!head.Jobs.IsCompletedSuccessfully)
@@ -342,7 +344,7 @@ internal sealed partial class Worker
                 // scheduled job, the poll interval, or stop. Without room, only a finished job (or
                 // stop) can wake it.
                 var timeout = claims.Count > 0 ? Timeout.InfiniteTimeSpan
-                    : shortClaim && _options.Wait ? await PollDelayAsync(takenIn, stop).ConfigureAwait(false)
+                    : shortClaim && _options.Wait ? await PollDelayAsync(jobsTakenIn, stop).ConfigureAwait(false)
                     : _options.Wait && FreeRoom > 0 ? _options.FetchJobPollingInterval
                     : Timeout.InfiniteTimeSpan;
                 try
