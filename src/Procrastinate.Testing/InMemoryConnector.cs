@@ -464,6 +464,16 @@ public sealed class InMemoryConnector : Connector
             return candidates.Select(r => r.ToJob()).ToList();
         }));
 
+    internal override ValueTask<IReadOnlyList<Job>> FetchOrphanedJobsAsync(long workerId, long[] held, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            return ValueTask.FromResult<IReadOnlyList<Job>>([.. _jobs.Values
+                .Where(j => j.Status == JobStatus.Doing && j.WorkerId == workerId && Array.IndexOf(held, j.Id) < 0)
+                .OrderByDescending(j => j.Priority).ThenBy(j => j.Id).Select(j => j.ToJob())]);
+        }
+    }
+
     private bool IsOurRun(Row row, Job job, long workerId) =>
         row.Status == JobStatus.Doing && row.Attempts == job.Attempts && (row.WorkerId == workerId || row.WorkerId is null);
 

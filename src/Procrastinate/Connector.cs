@@ -91,6 +91,13 @@ public abstract class Connector : IAsyncDisposable, IDisposable
     /// <summary>Gives the still-running jobs whose worker row was pruned back to <paramref name="workerId"/> (W5).</summary>
     internal abstract ValueTask ReclaimRunningJobsAsync(long[] jobIds, long workerId, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// The jobs 'doing' under <paramref name="workerId"/> other than <paramref name="held"/>, as a
+    /// claim returns them: what a claim of this worker claimed when its connection was lost after
+    /// the commit, before the answer came back.
+    /// </summary>
+    internal abstract ValueTask<IReadOnlyList<Job>> FetchOrphanedJobsAsync(long workerId, long[] held, CancellationToken cancellationToken);
+
     /// <summary>How long until the next future job of these queues is due (database clock), or null when none.</summary>
     internal abstract ValueTask<TimeSpan?> NextScheduledDelayAsync(string[]? queues, CancellationToken cancellationToken);
 

@@ -513,6 +513,15 @@ public sealed class NpgsqlConnector : Connector
         return jobs;
     }
 
+    internal override async ValueTask<IReadOnlyList<Job>> FetchOrphanedJobsAsync(long workerId, long[] held, CancellationToken cancellationToken)
+    {
+        await using var connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = new NpgsqlCommand(SqlQueries.Get("fetch_orphaned_jobs"), connection);
+        cmd.Parameters.Add(new NpgsqlParameter<long> { TypedValue = workerId });
+        cmd.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = held });
+        return await ReadJobs(cmd, async: true, cancellationToken).ConfigureAwait(false);
+    }
+
     internal override async ValueTask<IReadOnlyCollection<long>> FinishJobsAsync(IReadOnlyList<JobOutcome> outcomes, long workerId, CancellationToken cancellationToken)
     {
         var n = outcomes.Count;

@@ -35,6 +35,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 2007, Level = LogLevel.Warning, Message = "[{Action}] {Loop} failed; retrying in {Delay}")]
     public static partial void SideLoopError(ILogger logger, string action, string loop, TimeSpan delay, Exception exception);
 
+    [LoggerMessage(EventId = 2014, Level = LogLevel.Warning, Message = "[{Action}] A claim that failed had taken {Count} jobs (its connection was lost after the commit); running them: {JobIds}")]
+    public static partial void OrphanedJobsAdopted(ILogger logger, string action, int count, string jobIds);
+
     [LoggerMessage(EventId = 2008, Level = LogLevel.Warning, Message = "[{Action}] Listener connection lost; polling until it is back")]
     public static partial void ListenerLost(ILogger logger, string action);
 
@@ -76,6 +79,9 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 3008, Level = LogLevel.Warning, Message = "[{Action}] Job {JobId}: its row changed since this worker claimed it (rescued or retried elsewhere); this run's outcome is not written")]
     public static partial void StaleOutcome(ILogger logger, string action, long jobId);
+
+    [LoggerMessage(EventId = 3013, Level = LogLevel.Information, Message = "[{Action}] Job {JobId}: its row was no longer this run's when its outcome was written again after a failed attempt; most likely that attempt had written it before its connection was lost")]
+    public static partial void OutcomeWrittenBefore(ILogger logger, string action, long jobId);
 
     [LoggerMessage(EventId = 3009, Level = LogLevel.Error, Message = "[{Action}] Could not write the outcome of {Count} jobs; retrying in {Delay}")]
     public static partial void CompletionWriteFailed(ILogger logger, string action, int count, TimeSpan delay, Exception exception);

@@ -265,6 +265,29 @@ public abstract class BehaviourSuite : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_workers_running_jobs_that_it_does_not_hold_are_found_as_a_claim_returns_them()
+    {
+        // What a worker looks for after a claim whose answer was lost (Worker.AdoptOrphanedJobsAsync).
+        await using var app = NewApp(out _);
+        var task = app.Task<SumArgs>("orphans", _ => { });
+        var low = await task.DeferAsync(new SumArgs(1, 1));
+        var high = await task.DeferAsync(new SumArgs(2, 2), new DeferOptions { Priority = 5 });
+        var held = await task.DeferAsync(new SumArgs(3, 3), new DeferOptions { Priority = 9 });
+        var waiting = await task.DeferAsync(new SumArgs(4, 4));
+        var me = await app.Connector.RegisterWorkerAsync(new WorkerRegistration("me", "host", 1, null, 4), default);
+        var other = await app.Connector.RegisterWorkerAsync(new WorkerRegistration("other", "host", 2, null, 4), default);
+        Assert.Equal([held, high, low], (await app.Connector.FetchJobsAsync(null, me, 3, default)).Select(j => j.Id));
+        Assert.Equal([waiting], (await app.Connector.FetchJobsAsync(null, other, 3, default)).Select(j => j.Id));
+
+        var orphans = await app.Connector.FetchOrphanedJobsAsync(me, [held], default);
+        Assert.Equal([high, low], orphans.Select(j => j.Id));
+        Assert.All(orphans, j => Assert.Equal((JobStatus.Doing, (long?)me, "orphans"), (j.Status, j.WorkerId, j.TaskName)));
+        Assert.Equal("""{"a": 2, "b": 2}""", orphans[0].ArgsJson);
+        Assert.Empty(await app.Connector.FetchOrphanedJobsAsync(me, [held, high, low], default));
+        Assert.Equal([waiting], (await app.Connector.FetchOrphanedJobsAsync(other, [], default)).Select(j => j.Id));
+    }
+
+    [Fact]
     public async Task Listings_count_per_queue_task_and_lock_and_page_jobs()
     {
         await using var app = NewApp(out var harness);

@@ -120,6 +120,17 @@ SELECT claimed.*, trace.traceparent, trace.tracestate
 FROM claimed
 LEFT JOIN procrastinate_dotnet_job_trace AS trace ON trace.job_id = claimed.id;
 
+-- name: fetch_orphaned_jobs
+-- The jobs 'doing' under worker $1 that it does not hold ($2): a claim of its own that committed
+-- while its connection was lost before the answer came back (Worker.AdoptOrphanedJobsAsync). The
+-- same columns as fetch_jobs, in the order a claim runs them; the index of running jobs by worker.
+SELECT j.id, j.queue_name, j.task_name, j.priority, j.lock, j.queueing_lock, j.args, j.status::text AS status,
+       j.scheduled_at, j.attempts, j.abort_requested, j.worker_id, trace.traceparent, trace.tracestate
+FROM procrastinate_jobs AS j
+LEFT JOIN procrastinate_dotnet_job_trace AS trace ON trace.job_id = j.id
+WHERE j.worker_id = $1 AND j.status = 'doing'::procrastinate_job_status AND j.id <> ALL ($2::bigint[])
+ORDER BY j.priority DESC, j.id;
+
 -- name: plan_claim_once
 -- Sent before fetch_jobs for all queues, in the same implicit transaction, so only for that
 -- statement (NpgsqlConnector.FetchJobsAsync). One generic plan for every call, and one that does

@@ -28,7 +28,7 @@ internal sealed partial class Worker
             Interlocked.Add(ref _pendingOutcomes, -batch.Count);
             batch.Clear();
             // Released locks and one-shot mode need a fresh look at the queue.
-            if (!_options.Wait || _lastFetchFull || heldBack)
+            if (!_options.Wait || _lastFetchFull || heldBack || _orphanCheckDue)
                 _wake.Set();
         }
     }
@@ -57,7 +57,13 @@ internal sealed partial class Worker
                     {
                         foreach (var o in finishes)
                         {
-                            if (!written.Contains(o.Job.Id))
+                            if (written.Contains(o.Job.Id))
+                                continue;
+                            // After a failed attempt, most likely that attempt's commit made it, its
+                            // answer lost with the connection.
+                            if (failures > 0)
+                                Log.OutcomeWrittenBefore(_log, "finish_job", o.Job.Id);
+                            else
                                 Log.StaleOutcome(_log, "finish_job", o.Job.Id);
                         }
                     }

@@ -280,6 +280,9 @@ internal sealed partial class Worker
                             return;
                         if (!IsTransient(e))
                             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e);
+                        // It may have committed, its answer lost with the connection: look for its jobs
+                        // before the next claim.
+                        _orphanCheckDue = true;
                         var delay = Backoff(++failures);
                         Log.SideLoopError(_log, "fetch_job", "Fetching jobs", delay, e);
                         if (!await DelayAsync(delay, stop).ConfigureAwait(false))
@@ -314,7 +317,29 @@ internal sealed partial class Worker
                 // is left to wait for: that claim was sent while jobs were held or another claim was
                 // on its way, so its emptiness proved nothing, and nothing will wake this loop now.
                 var idleNow = Volatile.Read(ref _held) == 0 && Volatile.Read(ref _pendingOutcomes) == 0 && claims.Count == 0;
-                if (!shortClaim || !_options.Wait && idleNow)
+                // After a failed claim, no claim until its jobs, if it took any, are found (and
+                // none while another claim is still on its way: its jobs would look the same).
+                var orphansFound = !_orphanCheckDue;
+                if (_orphanCheckDue && claims.Count == 0)
+                {
+                    try
+                    {
+                        orphansFound = await AdoptOrphanedJobsAsync(stop).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException) when (stop.IsCancellationRequested)
+                    {
+                        return;
+                    }
+                    catch (Exception e) when (IsTransient(e))
+                    {
+                        var delay = Backoff(++failures);
+                        Log.SideLoopError(_log, "fetch_job", "Looking for the jobs of a failed claim", delay, e);
+                        if (!await DelayAsync(delay, stop).ConfigureAwait(false))
+                            return;
+                        continue;
+                    }
+                }
+                if (orphansFound && (!shortClaim || !_options.Wait && idleNow))
                 {
                     while (ShouldFetch())
                     {
@@ -376,6 +401,38 @@ internal sealed partial class Worker
                 Interlocked.Decrement(ref _claimsInFlight);
             }
         }
+    }
+
+    // Set by the fetch loop when a claim failed, cleared once its jobs were looked for; read by the completer.
+    private volatile bool _orphanCheckDue;
+
+    /// <summary>
+    /// A claim whose connection was lost after its commit, before its answer came back, took jobs
+    /// that this worker does not hold: they are 'doing' under its id, and as it keeps heartbeating
+    /// nobody would rescue them. After a failed claim, before the next one, the fetch loop looks
+    /// for them and runs them, as if that claim had come back. The look needs a moment when every
+    /// job that ended here has its outcome written (until then such a job is 'doing' too, and
+    /// would look like one of them), so it waits for the completer; false while it waits. No other
+    /// claim is on its way meanwhile: the fetch loop, the only one to claim, is here.
+    /// </summary>
+    private async Task<bool> AdoptOrphanedJobsAsync(CancellationToken stop)
+    {
+        // Outcomes pending = jobs held + jobs ended whose outcome is not written yet. No claim can
+        // add to either meanwhile, and both only fall: equal counts mean that none of the second kind was left.
+        var pending = Volatile.Read(ref _pendingOutcomes);
+        var held = _running.Keys.ToArray(); // a snapshot: it takes every lock of the map
+        if (held.Length != pending)
+            return false; // the completer wakes this loop once it has written them
+        var orphans = await _store.FetchOrphanedJobsAsync(WorkerId, held, stop).ConfigureAwait(false);
+        _orphanCheckDue = false;
+        if (orphans.Count > 0)
+        {
+            Log.OrphanedJobsAdopted(_log, "fetch_job", orphans.Count, string.Join(", ", orphans.Select(j => j.Id)));
+            foreach (var job in orphans)
+                Claim(job);
+            StartExecutor();
+        }
+        return true;
     }
 
     // Read and written by the fetch loop only; _dueGeneration is bumped from the listener.

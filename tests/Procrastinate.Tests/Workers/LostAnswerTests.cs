@@ -1,0 +1,109 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Procrastinate.Tests.Defer;
+using Procrastinate.Tests.Infrastructure;
+
+namespace Procrastinate.Tests.Workers;
+
+/// <summary>
+/// A connection lost after PostgreSQL committed a worker's statement, before its answer came back
+/// (AnswerLosingProxy): a claim whose jobs the worker never saw, a completion written twice. Both
+/// layouts: their claim and completion statements differ.
+/// </summary>
+public abstract class LostAnswerTests<TFixture>(TFixture db) : IClassFixture<TFixture>, IAsyncLifetime
+    where TFixture : DatabaseFixture
+{
+    // In the claim statement only (queries.sql, fetch_jobs), and in the completion only (finish_jobs).
+    private const string ClaimMarker = "claimed AS (";
+    private const string FinishMarker = "AS t(id, end_status, attempts, delete_job)";
+
+    public Task InitializeAsync() => db.ResetAsync();
+
+    public Task DisposeAsync() => Task.CompletedTask;
+
+    [Fact]
+    public async Task The_jobs_of_a_claim_whose_answer_was_lost_run_once()
+    {
+        await using var proxy = new AnswerLosingProxy(db.ConnectionString);
+        var logs = new CapturingLoggerProvider();
+        using var factory = LoggerFactory.Create(b => b.AddProvider(logs).SetMinimumLevel(LogLevel.Debug));
+        await using var app = new App(new NpgsqlConnector(proxy.ConnectionString), new AppOptions { LoggerFactory = factory });
+        var runs = new ConcurrentDictionary<long, int>();
+        var task = app.Task<SumArgs>("lost_claim", (_, ctx) => runs.AddOrUpdate(ctx.Job.Id, 1, (_, n) => n + 1));
+        var ids = await task.DeferManyAsync([new SumArgs(1, 0), new SumArgs(2, 0), new SumArgs(3, 0)]);
+        proxy.LoseNextAnswerTo(ClaimMarker);
+
+        using var cts = new CancellationTokenSource();
+        var run = app.RunWorkerAsync(new WorkerOptions { HandleSignals = false, Concurrency = 4, FetchJobPollingInterval = TimeSpan.FromSeconds(1) }, cts.Token);
+        await proxy.AnswerLost.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        // The lost claim committed: its jobs were 'doing' under the worker before it could know.
+        var succeeded = await WaitForAsync(async () =>
+            await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded' AND id = ANY($1)", ids.ToArray()) == ids.Count);
+        await cts.CancelAsync();
+        await run;
+
+        Assert.True(succeeded, "the jobs of the lost claim did not end: " + string.Join(", ",
+            (await db.QueryAsync("SELECT id, status::text AS status, worker_id FROM procrastinate_jobs ORDER BY id")).Select(r => $"{r["id"]} {r["status"]} {r["worker_id"]}")));
+        Assert.Equal(1, proxy.Cuts);
+        Assert.Equal(ids.Order(), runs.Keys.Order());
+        Assert.All(runs.Values, n => Assert.Equal(1, n));
+        var adopted = Assert.Single(logs.Entries, e => e.EventId.Id == 2014);
+        Assert.Equal(ids.Count, adopted.State["Count"]);
+        // One claim took them, the lost one: no job was claimed a second time.
+        Assert.Equal(ids.Count, await db.ScalarAsync<long>(
+            EventCount("started")));
+    }
+
+    [Fact]
+    public async Task A_completion_whose_answer_was_lost_is_written_once_and_logged_as_such()
+    {
+        await using var proxy = new AnswerLosingProxy(db.ConnectionString);
+        var logs = new CapturingLoggerProvider();
+        using var factory = LoggerFactory.Create(b => b.AddProvider(logs).SetMinimumLevel(LogLevel.Debug));
+        await using var app = new App(new NpgsqlConnector(proxy.ConnectionString), new AppOptions { LoggerFactory = factory });
+        var runs = 0;
+        var task = app.Task<SumArgs>("lost_finish", _ => Interlocked.Increment(ref runs));
+        var id = await task.DeferAsync(new SumArgs(1, 0));
+        proxy.LoseNextAnswerTo(FinishMarker);
+
+        using var cts = new CancellationTokenSource();
+        var run = app.RunWorkerAsync(new WorkerOptions { HandleSignals = false, FetchJobPollingInterval = TimeSpan.FromSeconds(1) }, cts.Token);
+        await proxy.AnswerLost.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        // The worker writes the outcome again; the row is no longer the run's: written before.
+        Assert.True(await WaitForAsync(() => Task.FromResult(logs.Entries.Any(e => e.EventId.Id == 3013))), "no record of the outcome written before");
+        await cts.CancelAsync();
+        await run;
+
+        Assert.Equal("succeeded", await db.ScalarAsync<string>("SELECT status::text FROM procrastinate_jobs WHERE id = $1", id));
+        Assert.Equal(1, runs);
+        Assert.DoesNotContain(logs.Entries, e => e.EventId.Id == 3008); // not "rescued or retried elsewhere"
+        Assert.Equal(1, await db.ScalarAsync<long>(
+            EventCount("succeeded")));
+    }
+
+    /// <summary>Events of a type as readers see them: rows, and (lean layout) those still waiting in their job's row.</summary>
+    private static string EventCount(string type) => $"""
+        SELECT count(*) FROM (
+            SELECT type::text AS type FROM procrastinate_events
+            UNION ALL
+            SELECT type FROM procrastinate_dotnet_pending_events(ARRAY(SELECT id FROM procrastinate_jobs))) AS e
+        WHERE type = '{type}'
+        """;
+
+    private static async Task<bool> WaitForAsync(Func<Task<bool>> condition)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (deadline.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            if (await condition())
+                return true;
+            await Task.Delay(50);
+        }
+        return false;
+    }
+}
+
+public sealed class LostAnswerCompatibleTests(DatabaseFixture db) : LostAnswerTests<DatabaseFixture>(db);
+
+public sealed class LostAnswerLeanTests(LeanDatabaseFixture db) : LostAnswerTests<LeanDatabaseFixture>(db);
