@@ -71,7 +71,7 @@ internal sealed partial class Worker
                 }
                 while (retries is not null && retries.TryPeek(out var retry))
                 {
-                    await WriteRetryAsync(retry).ConfigureAwait(false);
+                    await WriteRetryAsync(retry, afterFailure: failures > 0).ConfigureAwait(false);
                     retries.Dequeue();
                 }
             }
@@ -95,11 +95,16 @@ internal sealed partial class Worker
         }
     }
 
-    private async Task WriteRetryAsync(JobOutcome retry)
+    private async Task WriteRetryAsync(JobOutcome retry, bool afterFailure)
     {
         try
         {
-            if (!await _store.RetryJobAsync(retry, WorkerId, CancellationToken.None).ConfigureAwait(false))
+            if (await _store.RetryJobAsync(retry, WorkerId, CancellationToken.None).ConfigureAwait(false))
+                return;
+            // As for finishes (WriteOutcomesAsync): a failed attempt may have written it.
+            if (afterFailure)
+                Log.OutcomeWrittenBefore(_log, "retry_job", retry.Job.Id);
+            else
                 Log.StaleOutcome(_log, "retry_job", retry.Job.Id);
         }
         catch (AlreadyEnqueuedException e)
