@@ -130,6 +130,14 @@ public abstract class Connector : IAsyncDisposable, IDisposable
     internal abstract Task ListenAsync(IReadOnlyList<string> channels, Action<string, string> onNotification,
         Action<bool> onListening, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Whether <see cref="ListenAsync"/> calls its notification callback on a thread of its own
+    /// (the listener's), which the callback may keep for a moment: a worker then starts its claim
+    /// on it instead of waking another thread. False where a notification may arrive on the
+    /// thread of whoever deferred the job.
+    /// </summary>
+    internal virtual bool NotifiesOnListenerThread => false;
+
     /// <summary>Releases what the connector owns.</summary>
     public virtual ValueTask DisposeAsync()
     {

@@ -949,6 +949,9 @@ public sealed class NpgsqlConnector : Connector
         return jobs;
     }
 
+    /// <summary>The shared listener reads notifications on its own pool thread (SharedListener).</summary>
+    internal override bool NotifiesOnListenerThread => true;
+
     // One LISTEN connection per connection string and process, shared by every worker; a
     // connector disposed without its workers being stopped drops out at the listener's next wake-up.
     internal override Task ListenAsync(IReadOnlyList<string> channels, Action<string, string> onNotification,

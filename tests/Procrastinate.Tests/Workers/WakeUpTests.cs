@@ -6,8 +6,9 @@ using Procrastinate.Tests.Infrastructure;
 namespace Procrastinate.Tests.Workers;
 
 /// <summary>
-/// The way from a notification to a job's start in an idle worker: the job a claim brings
-/// starts before the worker's next round trip is sent.
+/// The way from a notification to a job's start in an idle worker: the claim is sent from the
+/// thread that read the notification (the shared listener's), without waking another thread
+/// first, and the job it brings starts before the worker's next round trip is sent.
 /// </summary>
 public sealed class WakeUpTests(DatabaseFixture db) : IClassFixture<DatabaseFixture>, IAsyncLifetime
 {
@@ -16,7 +17,7 @@ public sealed class WakeUpTests(DatabaseFixture db) : IClassFixture<DatabaseFixt
     public Task DisposeAsync() => Task.CompletedTask;
 
     [Fact]
-    public async Task A_notified_worker_starts_the_claimed_job_before_its_next_round_trip()
+    public async Task A_notified_worker_claims_on_the_listeners_thread_and_starts_the_job_before_its_next_round_trip()
     {
         await using var app = db.CreateApp();
         var ran = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -59,7 +60,7 @@ public sealed class WakeUpTests(DatabaseFixture db) : IClassFixture<DatabaseFixt
         var deferredAt = DateTime.UtcNow;
         await task.DeferAsync(new SumArgs(1, 0));
         await ran.Task.WaitAsync(TimeSpan.FromSeconds(30));
-        // The first claim after the defer came back with the job: the
+        // The first claim after the defer came from the listener's thread, and came back with the job: the
         // executor queued for it runs first; the idle worker's look at the next scheduled job
         // goes through the pool after it (possibly after the job), not on from the claim's
         // return (AsyncSignal waking the fetch loop there).
@@ -77,6 +78,7 @@ public sealed class WakeUpTests(DatabaseFixture db) : IClassFixture<DatabaseFixt
         await cts.CancelAsync();
         await run;
         Assert.True(claim >= 0, "no claim was sent after the defer");
+        Assert.True(order[claim].Contains("SharedListener", StringComparison.Ordinal), "the claim was not sent from the listener's thread:\n" + order[claim]);
         Assert.True(look > claim, "the worker did not look at the next scheduled job after the claim");
         Assert.DoesNotContain("AsyncSignal", order[look], StringComparison.Ordinal);
     }

@@ -355,10 +355,12 @@ internal sealed partial class Worker
         {
             case "job_inserted":
                 InvalidateNextDue();
-                // Not SetInline: running the fetch loop inside the listener's notification callback
-                // saved about 30 µs per job, but left workers stuck after a PostgreSQL crash
-                // (S3RestartTests.S3d, 3 of 3 runs); the pool hop stays.
-                _wake.Set();
+                // On the listener's own thread, the fetcher sends its claim from here, up to the
+                // claim's first await: no other thread to wake on the way from defer to start.
+                if (_store.NotifiesOnListenerThread)
+                    _wake.SetInline();
+                else
+                    _wake.Set();
                 break;
             case "abort_job_requested" when jobId is { } id:
                 RequestUserAbort(id);
