@@ -41,7 +41,8 @@ public static partial class ServerLog
     /// <summary>Errors from <c>pg_terminate_backend</c> and from a fast shutdown.</summary>
     public static readonly Regex[] TerminatedBackends =
     [
-        new(@"^FATAL:  terminating connection due to administrator command$"),
+        // With the position in the statement when the termination came during its parse analysis.
+        new(@"^FATAL:  terminating connection due to administrator command( at character \d+)?$"),
         // The suite's own terminator, when a backend it listed has exited meanwhile.
         new(@"^WARNING:  PID \d+ is not a PostgreSQL backend process$"),
     ];
@@ -49,7 +50,7 @@ public static partial class ServerLog
     /// <summary>Errors while the server stops and starts again.</summary>
     public static readonly Regex[] Restart =
     [
-        new(@"^FATAL:  terminating connection due to administrator command$"),
+        new(@"^FATAL:  terminating connection due to administrator command( at character \d+)?$"),
         new(@"^FATAL:  the database system is (shutting down|starting up|not yet accepting connections)$"),
         new(@"^FATAL:  the database system is not accepting connections$"),
         // A connection attempt that the shutdown interrupted.

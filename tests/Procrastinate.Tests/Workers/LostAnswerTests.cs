@@ -7,9 +7,9 @@ using Procrastinate.Tests.Infrastructure;
 namespace Procrastinate.Tests.Workers;
 
 /// <summary>
-/// A connection lost after PostgreSQL committed a worker's statement, before its answer came back
-/// (AnswerLosingProxy): a claim whose jobs the worker never saw, a completion written twice. Both
-/// layouts: their claim and completion statements differ.
+/// A connection lost after PostgreSQL committed a statement, before its answer came back
+/// (AnswerLosingProxy): a claim whose jobs the worker never saw, a completion written twice, a
+/// defer that failed but inserted its job. Both layouts: their claim and completion statements differ.
 /// </summary>
 public abstract class LostAnswerTests<TFixture>(TFixture db) : IClassFixture<TFixture>, IAsyncLifetime
     where TFixture : DatabaseFixture
@@ -17,6 +17,7 @@ public abstract class LostAnswerTests<TFixture>(TFixture db) : IClassFixture<TFi
     // In the claim statement only (queries.sql, fetch_jobs), and in the completion only (finish_jobs).
     private const string ClaimMarker = "claimed AS (";
     private const string FinishMarker = "AS t(id, end_status, attempts, delete_job)";
+    private const string DeferOrGetMarker = "SELECT id, true AS inserted FROM inserted"; // defer_job_or_get_existing
 
     public Task InitializeAsync() => db.ResetAsync();
 
@@ -80,6 +81,23 @@ public abstract class LostAnswerTests<TFixture>(TFixture db) : IClassFixture<TFi
         Assert.DoesNotContain(logs.Entries, e => e.EventId.Id == 3008); // not "rescued or retried elsewhere"
         Assert.Equal(1, await db.ScalarAsync<long>(
             EventCount("succeeded")));
+    }
+
+    [Fact]
+    public async Task A_defer_whose_answer_was_lost_throws_and_a_queueing_lock_makes_its_retry_safe()
+    {
+        await using var proxy = new AnswerLosingProxy(db.ConnectionString);
+        await using var app = new App(new NpgsqlConnector(proxy.ConnectionString));
+        var task = app.Task<SumArgs>("lost_defer", _ => { });
+        var options = new DeferOptions { QueueingLock = "lost-defer", IgnoreAlreadyEnqueued = true };
+        proxy.LoseNextAnswerTo(DeferOrGetMarker);
+
+        var lost = await Assert.ThrowsAnyAsync<Exception>(() => task.DeferAsync(new SumArgs(1, 1), options));
+        Assert.True(lost is Npgsql.NpgsqlException, lost.ToString());
+        Assert.Equal(1, proxy.Cuts);
+        // The job was inserted all the same: the retry finds it waiting instead of deferring it twice.
+        var id = await task.DeferAsync(new SumArgs(1, 1), options);
+        Assert.Equal([id], (await db.QueryAsync("SELECT id FROM procrastinate_jobs WHERE task_name = 'lost_defer'")).Select(r => (long)r["id"]!));
     }
 
     /// <summary>Events of a type as readers see them: rows, and (lean layout) those still waiting in their job's row.</summary>
