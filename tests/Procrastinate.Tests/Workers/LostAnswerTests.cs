@@ -57,6 +57,63 @@ public abstract class LostAnswerTests<TFixture>(TFixture db) : IClassFixture<TFi
     }
 
     [Fact]
+    public async Task A_busy_worker_runs_the_jobs_of_a_lost_claim_once_and_no_job_that_ended_here_twice()
+    {
+        // The lost claim comes back (failed) while the worker holds jobs, runs others and has
+        // outcomes to write (two claims may be on their way at once here): the look must not
+        // take the jobs that ended here, still 'doing' until written, for the lost claim's.
+        // Without the wait for the completer (AdoptOrphanedJobsAsync) it fails: jobs run twice.
+        await using var proxy = new AnswerLosingProxy(db.ConnectionString);
+        var logs = new CapturingLoggerProvider();
+        using var factory = LoggerFactory.Create(b => b.AddProvider(logs).SetMinimumLevel(LogLevel.Information));
+        await using var app = new App(new NpgsqlConnector(proxy.ConnectionString), new AppOptions { LoggerFactory = factory });
+        var runs = new ConcurrentDictionary<long, int>();
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var task = app.Task<SumArgs>("lost_busy", async (_, ctx) =>
+        {
+            runs.AddOrUpdate(ctx.Job.Id, 1, (_, n) => n + 1);
+            started.TrySetResult();
+            // Runs of different lengths: when the worker looks for the lost claim's jobs, 200 ms
+            // after it failed, jobs are still ending, some of them with their outcomes unwritten.
+            await Task.Delay(TimeSpan.FromMilliseconds(20 + ctx.Job.Id % 23 * 15));
+        });
+        var ids = await task.DeferManyAsync(Enumerable.Range(0, 1500).Select(i => new SumArgs(i, 0)));
+
+        using var cts = new CancellationTokenSource();
+        var run = app.RunWorkerAsync(new WorkerOptions
+        {
+            HandleSignals = false, Concurrency = 100, PrefetchJobs = 100, ClaimsInFlight = 2, FetchJobPollingInterval = TimeSpan.FromSeconds(1),
+        }, cts.Token);
+        await started.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        proxy.LoseNextAnswerTo(ClaimMarker);
+        await proxy.AnswerLost.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        // Hold the completions back for a while (row locks on every running job), so that when the
+        // worker looks, jobs that ended here are still 'doing' in the database with their outcomes
+        // unwritten: they must not be taken for the lost claim's.
+        await using (var connection = await db.DataSource.OpenConnectionAsync())
+        await using (var tx = await connection.BeginTransactionAsync())
+        {
+            await using (var locks = new Npgsql.NpgsqlCommand(
+                "SELECT count(*) FROM (SELECT id FROM procrastinate_jobs WHERE status = 'doing' FOR UPDATE) AS held", connection, tx))
+                Assert.True((long)(await locks.ExecuteScalarAsync())! > 0);
+            await Task.Delay(1500);
+            await tx.RollbackAsync();
+        }
+        var done = await WaitForAsync(async () =>
+            await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded' AND id = ANY($1)", ids.ToArray()) == ids.Count);
+        await cts.CancelAsync();
+        await run;
+
+        Assert.True(done, "not every job ended: " + string.Join(", ",
+            (await db.QueryAsync("SELECT status::text AS status, count(*) AS n FROM procrastinate_jobs GROUP BY 1")).Select(r => $"{r["status"]} {r["n"]}")));
+        Assert.Equal(1, proxy.Cuts);
+        Assert.Equal(ids.Count, runs.Count);
+        Assert.DoesNotContain(runs, r => r.Value != 1);
+        var adopted = Assert.Single(logs.Entries, e => e.EventId.Id == 2014);
+        Assert.True((int)adopted.State["Count"]! > 0);
+    }
+
+    [Fact]
     public async Task A_completion_whose_answer_was_lost_is_written_once_and_logged_as_such()
     {
         await using var proxy = new AnswerLosingProxy(db.ConnectionString);
