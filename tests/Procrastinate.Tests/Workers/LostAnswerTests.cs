@@ -26,10 +26,8 @@ public abstract class LostAnswerTests<TFixture>(TFixture db) : IClassFixture<TFi
     [Fact]
     public async Task The_jobs_of_a_claim_whose_answer_was_lost_run_once()
     {
-        await using var proxy = new AnswerLosingProxy(db.ConnectionString);
-        var logs = new CapturingLoggerProvider();
-        using var factory = LoggerFactory.Create(b => b.AddProvider(logs).SetMinimumLevel(LogLevel.Debug));
-        await using var app = new App(new NpgsqlConnector(proxy.ConnectionString), new AppOptions { LoggerFactory = factory });
+        await using var rig = new Rig(db.ConnectionString);
+        var (proxy, logs, app) = (rig.Proxy, rig.Logs, rig.App);
         var runs = new ConcurrentDictionary<long, int>();
         var task = app.Task<SumArgs>("lost_claim", (_, ctx) => runs.AddOrUpdate(ctx.Job.Id, 1, (_, n) => n + 1));
         var ids = await task.DeferManyAsync([new SumArgs(1, 0), new SumArgs(2, 0), new SumArgs(3, 0)]);
@@ -63,10 +61,8 @@ public abstract class LostAnswerTests<TFixture>(TFixture db) : IClassFixture<TFi
         // outcomes to write (two claims may be on their way at once here): the look must not
         // take the jobs that ended here, still 'doing' until written, for the lost claim's.
         // Without the wait for the completer (AdoptOrphanedJobsAsync) it fails: jobs run twice.
-        await using var proxy = new AnswerLosingProxy(db.ConnectionString);
-        var logs = new CapturingLoggerProvider();
-        using var factory = LoggerFactory.Create(b => b.AddProvider(logs).SetMinimumLevel(LogLevel.Information));
-        await using var app = new App(new NpgsqlConnector(proxy.ConnectionString), new AppOptions { LoggerFactory = factory });
+        await using var rig = new Rig(db.ConnectionString);
+        var (proxy, logs, app) = (rig.Proxy, rig.Logs, rig.App);
         var runs = new ConcurrentDictionary<long, int>();
         var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var task = app.Task<SumArgs>("lost_busy", async (_, ctx) =>
@@ -116,10 +112,8 @@ public abstract class LostAnswerTests<TFixture>(TFixture db) : IClassFixture<TFi
     [Fact]
     public async Task A_completion_whose_answer_was_lost_is_written_once_and_logged_as_such()
     {
-        await using var proxy = new AnswerLosingProxy(db.ConnectionString);
-        var logs = new CapturingLoggerProvider();
-        using var factory = LoggerFactory.Create(b => b.AddProvider(logs).SetMinimumLevel(LogLevel.Debug));
-        await using var app = new App(new NpgsqlConnector(proxy.ConnectionString), new AppOptions { LoggerFactory = factory });
+        await using var rig = new Rig(db.ConnectionString);
+        var (proxy, logs, app) = (rig.Proxy, rig.Logs, rig.App);
         var runs = 0;
         var task = app.Task<SumArgs>("lost_finish", _ => Interlocked.Increment(ref runs));
         var id = await task.DeferAsync(new SumArgs(1, 0));
@@ -155,6 +149,32 @@ public abstract class LostAnswerTests<TFixture>(TFixture db) : IClassFixture<TFi
         // The job was inserted all the same: the retry finds it waiting instead of deferring it twice.
         var id = await task.DeferAsync(new SumArgs(1, 1), options);
         Assert.Equal([id], (await db.QueryAsync("SELECT id FROM procrastinate_jobs WHERE task_name = 'lost_defer'")).Select(r => (long)r["id"]!));
+    }
+
+    /// <summary>An app whose connections go through a proxy that can lose an answer, with its logs captured.</summary>
+    private sealed class Rig : IAsyncDisposable
+    {
+        private readonly ILoggerFactory _factory;
+
+        public Rig(string connectionString)
+        {
+            Proxy = new AnswerLosingProxy(connectionString);
+            _factory = LoggerFactory.Create(b => b.AddProvider(Logs).SetMinimumLevel(LogLevel.Debug));
+            App = new App(new NpgsqlConnector(Proxy.ConnectionString), new AppOptions { LoggerFactory = _factory });
+        }
+
+        public AnswerLosingProxy Proxy { get; }
+
+        public CapturingLoggerProvider Logs { get; } = new();
+
+        public App App { get; }
+
+        public async ValueTask DisposeAsync()
+        {
+            await App.DisposeAsync();
+            _factory.Dispose();
+            await Proxy.DisposeAsync();
+        }
     }
 
     /// <summary>Events of a type as readers see them: rows, and (lean layout) those still waiting in their job's row.</summary>
