@@ -77,8 +77,7 @@ public sealed class AnswerLosingProxy : IAsyncDisposable
 
     private async Task RelayAsync(TcpClient client)
     {
-        using var upstream = new TcpClient();
-        using var _ = client;
+        var upstream = new TcpClient();
         lock (_sockets)
         {
             _sockets.Add(client);
@@ -155,9 +154,7 @@ public sealed class AnswerLosingProxy : IAsyncDisposable
             }
             var fromClient = ClientToServerAsync(stop);
             var fromServer = ServerToClientAsync(stop);
-            await Task.WhenAny(fromClient, fromServer);
-            client.Close();
-            upstream.Close();
+            await Task.WhenAny(fromClient, fromServer); // the caller then closes both sides, which ends the other
         }
 
         private async Task ClientToServerAsync(CancellationToken stop)
