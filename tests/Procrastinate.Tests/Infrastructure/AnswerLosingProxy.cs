@@ -11,7 +11,8 @@ namespace Procrastinate.Tests.Infrastructure;
 /// a piece of SQL, it passes the next statement that contains it on to PostgreSQL, lets PostgreSQL
 /// run it to its end (the server's ReadyForQuery: the implicit transaction is committed), and then
 /// closes both connections without passing any of the answer on. A real lost connection, at the
-/// worst moment for the client: the work is done and the client cannot know.
+/// worst moment for the client: the work is done and the client cannot know. It can also hold an
+/// answer back for a while before passing it on: a slow network, a statement still on its way.
 /// </summary>
 /// <remarks>
 /// It reads the frontend protocol's message frames (type byte, length) to find the statement:
@@ -30,8 +31,9 @@ public sealed class AnswerLosingProxy : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _accepting;
     private readonly List<TcpClient> _sockets = [];
-    private string? _armed;
+    private readonly Queue<Arm> _arms = new(); // the statements to lose or hold the answers of, in the order they will be sent
     private int _cuts;
+    private int _held;
 
     public AnswerLosingProxy(string connectionString)
     {
@@ -55,8 +57,36 @@ public sealed class AnswerLosingProxy : IAsyncDisposable
     /// <summary>How many answers were lost so far.</summary>
     public int Cuts => Volatile.Read(ref _cuts);
 
+    /// <summary>How many answers were held back and then passed on so far.</summary>
+    public int Held => Volatile.Read(ref _held);
+
     /// <summary>Loses the answer to the next statement whose text contains <paramref name="sqlMarker"/> (once).</summary>
-    public void LoseNextAnswerTo(string sqlMarker) => Volatile.Write(ref _armed, sqlMarker);
+    public void LoseNextAnswerTo(string sqlMarker)
+    {
+        lock (_arms)
+            _arms.Enqueue(new Arm(sqlMarker, Hold: null, After: null));
+    }
+
+    /// <summary>
+    /// Two statements on their way at once, on two connections: the next one that contains
+    /// <paramref name="sqlMarker"/> loses its answer, but only once the one after it (that contains
+    /// it too) was sent; that second one runs and its answer is held back for <paramref name="hold"/>
+    /// before it is passed on. So the client learns that the first failed while the second, already
+    /// committed, is still on its way. If no second statement comes within 10 s, the first loses its
+    /// answer all the same and <see cref="SecondSentBeforeCut"/> stays false.
+    /// </summary>
+    public void LoseNextAnswerWhileTheNextIsHeld(string sqlMarker, TimeSpan hold)
+    {
+        var second = new Arm(sqlMarker, hold, After: null);
+        lock (_arms)
+        {
+            _arms.Enqueue(new Arm(sqlMarker, Hold: null, After: second));
+            _arms.Enqueue(second);
+        }
+    }
+
+    /// <summary>Whether the statement armed second by <see cref="LoseNextAnswerWhileTheNextIsHeld"/> was sent before the first one's answer was lost.</summary>
+    public bool SecondSentBeforeCut { get; private set; }
 
     private async Task AcceptAsync()
     {
@@ -101,12 +131,26 @@ public sealed class AnswerLosingProxy : IAsyncDisposable
         }
     }
 
-    /// <summary>The marker, taken (so only one statement loses its answer) when <paramref name="sql"/> contains it.</summary>
-    private bool TakeMarker(string sql)
+    /// <summary>The first arm, taken (so that each applies to one statement) when <paramref name="sql"/> contains its marker.</summary>
+    private Arm? TakeArm(string sql)
     {
-        var marker = Volatile.Read(ref _armed);
-        return marker is not null && sql.Contains(marker, StringComparison.Ordinal)
-            && Interlocked.CompareExchange(ref _armed, null, marker) == marker;
+        lock (_arms)
+        {
+            if (!_arms.TryPeek(out var arm) || !sql.Contains(arm.Marker, StringComparison.Ordinal))
+                return null;
+            _arms.Dequeue();
+            arm.Sent.TrySetResult();
+            return arm;
+        }
+    }
+
+    /// <summary>
+    /// What to do with the answer to one statement: lose it (<see cref="Hold"/> null), once
+    /// <see cref="After"/>, if any, was sent; or pass it on after <see cref="Hold"/>.
+    /// </summary>
+    private sealed record Arm(string Marker, TimeSpan? Hold, Arm? After)
+    {
+        public TaskCompletionSource Sent { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
     public async ValueTask DisposeAsync()
@@ -134,7 +178,8 @@ public sealed class AnswerLosingProxy : IAsyncDisposable
         private readonly NetworkStream _client = client.GetStream();
         private readonly NetworkStream _server = upstream.GetStream();
         private readonly Dictionary<string, string> _prepared = new(StringComparer.Ordinal); // statement name -> SQL
-        private volatile bool _losing; // from the marked statement on, nothing the server sends is passed on
+        private volatile Arm? _arm; // from the marked statement on, what the server sends is lost or held back
+        private readonly List<(byte Type, byte[] Body)> _heldBack = [];
 
         public async Task RunAsync(CancellationToken stop)
         {
@@ -162,8 +207,8 @@ public sealed class AnswerLosingProxy : IAsyncDisposable
             while (true)
             {
                 var (type, body) = await ReadMessageAsync(_client, stop);
-                if (!_losing && Marks(type, body))
-                    _losing = true; // before the statement goes on: its first answer may come back at once
+                if (_arm is null && Marks(type, body) is { } arm)
+                    _arm = arm; // before the statement goes on: its first answer may come back at once
                 await WriteMessageAsync(_server, type, body, stop);
             }
         }
@@ -173,14 +218,42 @@ public sealed class AnswerLosingProxy : IAsyncDisposable
             while (true)
             {
                 var (type, body) = await ReadMessageAsync(_server, stop);
-                if (!_losing)
+                var arm = _arm;
+                if (arm is null)
                 {
                     await WriteMessageAsync(_client, type, body, stop);
                     continue;
                 }
+                if (arm.Hold is { } hold)
+                {
+                    _heldBack.Add((type, body));
+                    if (type != (byte)'Z')
+                        continue;
+                    // The statement ran to its end: its answer goes on, late.
+                    await Task.Delay(hold, stop);
+                    foreach (var (heldType, heldBody) in _heldBack)
+                        await WriteMessageAsync(_client, heldType, heldBody, stop);
+                    _heldBack.Clear();
+                    _arm = null;
+                    Interlocked.Increment(ref proxy._held);
+                    continue;
+                }
                 if (type == (byte)'Z')
                 {
-                    // The statement ran to its end and its transaction committed: lose the answer.
+                    // The statement ran to its end and its transaction committed: lose the answer,
+                    // once the statement it waits for is on its way.
+                    if (arm.After is { } after)
+                    {
+                        try
+                        {
+                            await after.Sent.Task.WaitAsync(TimeSpan.FromSeconds(10), stop);
+                            proxy.SecondSentBeforeCut = true;
+                        }
+                        catch (TimeoutException)
+                        {
+                            // Lost all the same; the test sees that its second statement came too late.
+                        }
+                    }
                     Interlocked.Increment(ref proxy._cuts);
                     proxy.AnswerLost.TrySetResult();
                     return;
@@ -188,29 +261,29 @@ public sealed class AnswerLosingProxy : IAsyncDisposable
             }
         }
 
-        /// <summary>Whether this frontend message sends the armed statement.</summary>
-        private bool Marks(byte type, byte[] body)
+        /// <summary>The arm of the statement this frontend message sends, when it is the armed one.</summary>
+        private Arm? Marks(byte type, byte[] body)
         {
             switch ((char)type)
             {
                 case 'Q':
-                    return proxy.TakeMarker(CString(body, 0, out _));
+                    return proxy.TakeArm(CString(body, 0, out _));
                 case 'P':
                 {
                     var name = CString(body, 0, out var next);
                     var sql = CString(body, next, out _);
                     if (name.Length > 0)
                         _prepared[name] = sql;
-                    return proxy.TakeMarker(sql);
+                    return proxy.TakeArm(sql);
                 }
                 case 'B':
                 {
                     CString(body, 0, out var next); // the portal
                     var statement = CString(body, next, out _);
-                    return statement.Length > 0 && _prepared.TryGetValue(statement, out var sql) && proxy.TakeMarker(sql);
+                    return statement.Length > 0 && _prepared.TryGetValue(statement, out var sql) ? proxy.TakeArm(sql) : null;
                 }
                 default:
-                    return false;
+                    return null;
             }
         }
 

@@ -110,6 +110,57 @@ public abstract class LostAnswerTests<TFixture>(TFixture db) : IClassFixture<TFi
     }
 
     [Fact]
+    public async Task A_claim_on_its_way_when_another_was_lost_is_not_taken_for_the_lost_ones()
+    {
+        // Two claims on their way at once: the first loses its answer, the second has committed
+        // and its answer is late. Until it comes back, its jobs too are 'doing' under this worker
+        // and not held here, so the look for the lost claim's jobs must wait for it. Without that
+        // wait (claims.Count == 0 in FetchLoopAsync) the second claim's jobs run twice.
+        await using var rig = new Rig(db.ConnectionString);
+        var (proxy, logs, app) = (rig.Proxy, rig.Logs, rig.App);
+        var runs = new ConcurrentDictionary<long, int>();
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var task = app.Task<SumArgs>("lost_beside", async (_, ctx) =>
+        {
+            runs.AddOrUpdate(ctx.Job.Id, 1, (_, n) => n + 1);
+            await gate.Task;
+        });
+        var ids = await task.DeferManyAsync(Enumerable.Range(0, 200).Select(i => new SumArgs(i, 0)));
+
+        // Room for 100 jobs, claimed in halves of 50, two claims on their way at most.
+        using var cts = new CancellationTokenSource();
+        var run = app.RunWorkerAsync(new WorkerOptions
+        {
+            HandleSignals = false, Concurrency = 50, PrefetchJobs = 50, ClaimsInFlight = 2, FetchJobPollingInterval = TimeSpan.FromSeconds(1),
+        }, cts.Token);
+        // Full: 50 jobs running (held at the gate) and 50 waiting in the worker.
+        Assert.True(await WaitForAsync(async () =>
+            await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing'") == 100), "the worker did not fill up");
+        // Opening the gate frees the room in two steps: a claim for the first half, then, while it
+        // is on its way, one for the second. The first loses its answer once the second is sent;
+        // the second's answer comes back 3 s late.
+        proxy.LoseNextAnswerWhileTheNextIsHeld(ClaimMarker, TimeSpan.FromSeconds(3));
+        gate.SetResult();
+        await proxy.AnswerLost.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        var late = await WaitForAsync(() => Task.FromResult(proxy.Held == 1)); // the late answer came back
+        var done = await WaitForAsync(async () =>
+            await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded' AND id = ANY($1)", ids.ToArray()) == ids.Count);
+        await cts.CancelAsync();
+        await run;
+
+        Assert.True(proxy.SecondSentBeforeCut, "the second claim was not sent while the first was on its way");
+        Assert.True(done, "not every job ended: " + string.Join(", ",
+            (await db.QueryAsync("SELECT status::text AS status, count(*) AS n FROM procrastinate_jobs GROUP BY 1")).Select(r => $"{r["status"]} {r["n"]}")));
+        Assert.True(late, "the second claim's answer did not come back");
+        Assert.Equal(1, proxy.Cuts);
+        Assert.Equal(ids.Count, runs.Count);
+        Assert.DoesNotContain(runs, r => r.Value != 1);
+        // Only the lost claim's jobs were looked for and found.
+        var adopted = Assert.Single(logs.Entries, e => e.EventId.Id == 2014);
+        Assert.Equal(50, adopted.State["Count"]);
+    }
+
+    [Fact]
     public async Task A_completion_whose_answer_was_lost_is_written_once_and_logged_as_such()
     {
         await using var rig = new Rig(db.ConnectionString);
