@@ -22,7 +22,7 @@ pgbench_setup() {
 
 # statement NAME: one statement of queries.sql, comments dropped, on one line.
 statement() {
-  awk -v name="$1" '/^-- name: /{f = ($3 == name); next} f && !/^--/' src/Procrastinate/Internal/Sql/queries.sql |
+  awk -v name="$1" '/^-- name: /{f = ($3 == name); next} f && !/^[[:space:]]*--/' src/Procrastinate/Internal/Sql/queries.sql |
     tr '\n' ' ' | sed -E 's/[[:space:]]+/ /g; s/;[[:space:]]*$//'
 }
 
