@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# What the waiting jobs a claim may not take cost it when they come first in its walk: pgbench,
+# from one client, runs the worker's claim statement (fetch_jobs, read from
+# src/Procrastinate/Internal/Sql/queries.sql) against free waiting jobs that come after N jobs
+# it may not take, and prints the milliseconds per claim. A claim walks the waiting jobs in
+# Procrastinate's order (priority, then id) and passes over those it may not take. See BENCHMARKS.md.
+#
+#   benchmarks/claim-walk.sh                         lean layout, N of 0, 2,000 and 20,000
+#   benchmarks/claim-walk.sh --layout compatible --backlogs 0,200000 --claim 500
+#
+# Options: --layout lean|compatible (default lean); --backlogs LIST (the N jobs, default
+# 0,2000,20000); --claim N (rows per claim, default 100); --rounds N (default 2); --seconds N (per
+# measure, default 4); --jobs N (free jobs, default 200000, enough that none runs out).
+# Three kinds of N jobs: jobs of one lock whose first job is running (the usual case: a worker
+# took it, the others wait for it); jobs of one lock whose first job waits for its scheduled
+# time, so that nothing of the lock runs and no other job of it may start before it; and jobs
+# without a lock scheduled for the next day.
+# Database: PROCRASTINATE_BENCH_DATABASE_URL when set, otherwise this checkout's private cluster
+# (scripts/postgres.sh). It creates and drops the database claim_walk there.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+layout=lean backlogs=0,2000,20000 claim=100 rounds=2 seconds=4 jobs=200000
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --layout) layout=$2; shift 2 ;;
+    --backlogs) backlogs=$2; shift 2 ;;
+    --claim) claim=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    --seconds) seconds=$2; shift 2 ;;
+    --jobs) jobs=$2; shift 2 ;;
+    *) echo "claim-walk.sh: unknown argument $1 (see the header of this script)" >&2; exit 2 ;;
+  esac
+done
+say() { echo "claim-walk.sh: $*" >&2; }
+
+# shellcheck source=benchmarks/pgbench-lib.sh
+. benchmarks/pgbench-lib.sh
+pgbench_setup claim_walk "$layout"
+
+# The claim as the worker sends it, all queues, worker 1, :n rows; the rows are counted, not sent.
+trace_join='SELECT claimed\.\*, trace\.traceparent, trace\.tracestate FROM claimed LEFT JOIN procrastinate_dotnet_job_trace AS trace ON trace\.job_id = claimed\.id'
+claim_sql=$(claim_statement "$layout" | sed -E \
+  -e 's/\$1::character varying\[\]/NULL::character varying[]/g' -e 's/\$2/1::bigint/g' -e 's/\$3::integer/:n::integer/g' \
+  -e "s/$trace_join/SELECT count(*) FROM claimed LEFT JOIN procrastinate_dotnet_job_trace AS trace ON trace.job_id = claimed.id/")
+case "$claim_sql" in
+  *'$'[0-9]*|*'SELECT claimed.*'*) say "queries.sql changed shape: this script's substitutions no longer apply"; exit 1 ;;
+esac
+
+export PGOPTIONS="-c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c enable_sort=off -c jit=off"
+# measure N KIND: KIND is one of the three below.
+measure() {
+  local ahead_sql
+  case "$2" in
+    "behind a running job of their lock") ahead_sql="INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args, status, worker_id)
+  VALUES ('default', 'bench_noop', 'L', '{}', 'doing', 1);
+INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args)
+  SELECT 'default', 'bench_noop', 'L', '{}' FROM generate_series(1, $1);" ;;
+    "behind a scheduled first job of their lock") ahead_sql="INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args, scheduled_at)
+  VALUES ('default', 'bench_noop', 'L', '{}', now() + interval '1 day');
+INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args)
+  SELECT 'default', 'bench_noop', 'L', '{}' FROM generate_series(1, $1);" ;;
+    "scheduled for the next day, no lock") ahead_sql="INSERT INTO procrastinate_jobs (queue_name, task_name, args, scheduled_at)
+  SELECT 'default', 'bench_noop', '{}', now() + interval '1 day' FROM generate_series(1, $1);" ;;
+  esac
+  # The N jobs first (lower ids, so before the free jobs in the claim's order), then the free jobs.
+  fill_jobs 0 1 "" "$ahead_sql
+INSERT INTO procrastinate_jobs (queue_name, task_name, args)
+  SELECT 'default', 'bench_noop', '{\"n\": 1, \"t\": 0}'::jsonb FROM generate_series(1, $jobs);
+VACUUM ANALYZE procrastinate_jobs;"
+  printf '\\set n %s\n%s;\n' "$claim" "$claim_sql" >"$scratch"
+  local out latency left note=""
+  out=$("$pgbench" -n -M prepared -c 1 -j 1 -T "$seconds" -f "$scratch" "$url" 2>&1) || { printf '%s\n' "$out" >&2; exit 1; }
+  latency=$(printf '%s\n' "$out" | awk '/latency average/ {print $4}')
+  left=$(psql "$url" -At -c "SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo' AND lock IS NULL AND scheduled_at IS NULL")
+  if [ "$left" -eq 0 ]; then
+    note=" (every free job was claimed before the end: raise --jobs)"
+    say "every free job was claimed before the end; raise --jobs"
+  fi
+  echo "| $1 | $2$note | $latency |"
+}
+
+echo "Layout $layout, $claim rows per claim, $jobs free jobs, one client, $seconds s per measure, $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo
+echo "| N jobs first in the walk | which | ms per claim |"
+echo "|---|---|---|"
+for round in $(seq 1 "$rounds"); do
+  for backlog in ${backlogs//,/ }; do
+    measure "$backlog" "behind a running job of their lock"
+    measure "$backlog" "behind a scheduled first job of their lock"
+    measure "$backlog" "scheduled for the next day, no lock"
+  done
+done
