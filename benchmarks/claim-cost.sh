@@ -36,14 +36,8 @@ say() { echo "claim-cost.sh: $*" >&2; }
 pgbench_setup claim_cost "$layout"
 
 # The claim as the worker sends it, all queues, worker 1, :n rows; the rows are counted, not sent.
-trace_join='SELECT claimed\.\*, trace\.traceparent, trace\.tracestate FROM claimed LEFT JOIN procrastinate_dotnet_job_trace AS trace ON trace\.job_id = claimed\.id'
-claim_sql=$(claim_statement "$layout" | sed -E \
-  -e 's/\$1::character varying\[\]/NULL::character varying[]/g' -e 's/\$2/1::bigint/g' -e 's/\$3::integer/:n::integer/g' \
-  -e "s/$trace_join/SELECT count(*) FROM claimed LEFT JOIN procrastinate_dotnet_job_trace AS trace ON trace.job_id = claimed.id/")
+claim_sql=$(counted_claim "$layout")
 no_trace_sql=$(printf '%s' "$claim_sql" | sed -E 's/ LEFT JOIN procrastinate_dotnet_job_trace AS trace ON trace\.job_id = claimed\.id//')
-case "$claim_sql" in
-  *'$'[0-9]*|*'SELECT claimed.*'*) say "queries.sql changed shape: this script's substitutions no longer apply"; exit 1 ;;
-esac
 [ "$no_trace_sql" != "$claim_sql" ] || { say "queries.sql changed shape: the trace join was not found"; exit 1; }
 # Its parts. The candidate scan and its row locks alone (the claim's first CTE, rows not updated):
 lock_sql="WITH candidate AS (SELECT jobs.id FROM procrastinate_jobs AS jobs WHERE jobs.status = 'todo'::procrastinate_job_status ORDER BY jobs.priority DESC, jobs.id LIMIT :n FOR UPDATE OF jobs SKIP LOCKED) SELECT count(*) FROM candidate"

@@ -40,13 +40,7 @@ say() { echo "claim-walk.sh: $*" >&2; }
 pgbench_setup claim_walk "$layout"
 
 # The claim as the worker sends it, all queues, worker 1, :n rows; the rows are counted, not sent.
-trace_join='SELECT claimed\.\*, trace\.traceparent, trace\.tracestate FROM claimed LEFT JOIN procrastinate_dotnet_job_trace AS trace ON trace\.job_id = claimed\.id'
-claim_sql=$(claim_statement "$layout" | sed -E \
-  -e 's/\$1::character varying\[\]/NULL::character varying[]/g' -e 's/\$2/1::bigint/g' -e 's/\$3::integer/:n::integer/g' \
-  -e "s/$trace_join/SELECT count(*) FROM claimed LEFT JOIN procrastinate_dotnet_job_trace AS trace ON trace.job_id = claimed.id/")
-case "$claim_sql" in
-  *'$'[0-9]*|*'SELECT claimed.*'*) say "queries.sql changed shape: this script's substitutions no longer apply"; exit 1 ;;
-esac
+claim_sql=$(counted_claim "$layout")
 
 export PGOPTIONS="-c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c enable_sort=off -c jit=off"
 # measure N KIND: KIND is one of the three below.

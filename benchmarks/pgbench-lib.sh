@@ -1,4 +1,4 @@
-# Shared by the pgbench scripts of benchmarks/ (sql-ceiling.sh, claim-cost.sh): sourced, not run.
+# Shared by the pgbench scripts of benchmarks/ (sql-ceiling.sh, claim-cost.sh, claim-walk.sh): sourced, not run.
 # The sourcing script has cd'd to the checkout and defined say().
 
 # pgbench_setup DATABASE LAYOUT: finds pgbench ($pgbench) and the server ($server:
@@ -65,4 +65,19 @@ finish_statement() {
   else
     statement finish_jobs
   fi
+}
+
+# counted_claim LAYOUT: the claim as the worker sends it on LAYOUT, for a pgbench script: all
+# queues, worker 1, :n rows, and the rows counted rather than sent. Fails, saying so, when
+# queries.sql no longer has the shape these substitutions expect.
+counted_claim() {
+  local trace_join='SELECT claimed\.\*, trace\.traceparent, trace\.tracestate FROM claimed LEFT JOIN procrastinate_dotnet_job_trace AS trace ON trace\.job_id = claimed\.id'
+  local sql
+  sql=$(claim_statement "$1" | sed -E \
+    -e 's/\$1::character varying\[\]/NULL::character varying[]/g' -e 's/\$2/1::bigint/g' -e 's/\$3::integer/:n::integer/g' \
+    -e "s/$trace_join/SELECT count(*) FROM claimed LEFT JOIN procrastinate_dotnet_job_trace AS trace ON trace.job_id = claimed.id/")
+  case "$sql" in
+    *'$'[0-9]*|*'SELECT claimed.*'*) say "queries.sql changed shape: the claim's substitutions no longer apply"; return 1 ;;
+  esac
+  printf '%s' "$sql"
 }
