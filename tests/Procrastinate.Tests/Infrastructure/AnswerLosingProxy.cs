@@ -207,7 +207,7 @@ public sealed class AnswerLosingProxy : IAsyncDisposable
             while (true)
             {
                 var (type, body) = await ReadMessageAsync(_client, stop);
-                if (_arm is null && Marks(type, body) is { } arm)
+                if (Marks(type, body, take: _arm is null) is { } arm)
                     _arm = arm; // before the statement goes on: its first answer may come back at once
                 await WriteMessageAsync(_server, type, body, stop);
             }
@@ -229,12 +229,14 @@ public sealed class AnswerLosingProxy : IAsyncDisposable
                     _heldBack.Add((type, body));
                     if (type != (byte)'Z')
                         continue;
-                    // The statement ran to its end: its answer goes on, late.
+                    // The statement ran to its end: its answer goes on, late. The next statement
+                    // the client sends once it has the answer is looked at as any other.
                     await Task.Delay(hold, stop);
-                    foreach (var (heldType, heldBody) in _heldBack)
-                        await WriteMessageAsync(_client, heldType, heldBody, stop);
+                    var answer = _heldBack.ToArray();
                     _heldBack.Clear();
                     _arm = null;
+                    foreach (var (heldType, heldBody) in answer)
+                        await WriteMessageAsync(_client, heldType, heldBody, stop);
                     Interlocked.Increment(ref proxy._held);
                     continue;
                 }
@@ -261,26 +263,30 @@ public sealed class AnswerLosingProxy : IAsyncDisposable
             }
         }
 
-        /// <summary>The arm of the statement this frontend message sends, when it is the armed one.</summary>
-        private Arm? Marks(byte type, byte[] body)
+        /// <summary>
+        /// The arm of the statement this frontend message sends, when it is the armed one and
+        /// <paramref name="take"/> (no other statement of this connection is armed). Statements
+        /// prepared are remembered either way, for the Binds that use them later.
+        /// </summary>
+        private Arm? Marks(byte type, byte[] body, bool take)
         {
             switch ((char)type)
             {
                 case 'Q':
-                    return proxy.TakeArm(CString(body, 0, out _));
+                    return take ? proxy.TakeArm(CString(body, 0, out _)) : null;
                 case 'P':
                 {
                     var name = CString(body, 0, out var next);
                     var sql = CString(body, next, out _);
                     if (name.Length > 0)
                         _prepared[name] = sql;
-                    return proxy.TakeArm(sql);
+                    return take ? proxy.TakeArm(sql) : null;
                 }
                 case 'B':
                 {
                     CString(body, 0, out var next); // the portal
                     var statement = CString(body, next, out _);
-                    return statement.Length > 0 && _prepared.TryGetValue(statement, out var sql) ? proxy.TakeArm(sql) : null;
+                    return take && statement.Length > 0 && _prepared.TryGetValue(statement, out var sql) ? proxy.TakeArm(sql) : null;
                 }
                 default:
                     return null;
