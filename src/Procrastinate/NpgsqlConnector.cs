@@ -495,7 +495,7 @@ public sealed class NpgsqlConnector : Connector
         var settings = new NpgsqlBatchCommand(SqlQueries.Get(queues is null ? "plan_claim_once" : "plan_claim_each_time"));
         settings.Parameters.Add(new NpgsqlParameter<bool> { TypedValue = durable });
         batch.BatchCommands.Add(settings);
-        var cmd = new NpgsqlBatchCommand(lean ? LeanColumns.Claim : SqlQueries.Get("fetch_jobs"));
+        var cmd = new NpgsqlBatchCommand(ClaimStatements.For(lean, queues));
         cmd.Parameters.Add(Nullable(queues, NpgsqlDbType.Array | NpgsqlDbType.Varchar));
         cmd.Parameters.Add(new NpgsqlParameter<long> { TypedValue = workerId });
         cmd.Parameters.Add(new NpgsqlParameter<int> { TypedValue = Math.Min(maxJobs, MaxClaim) });

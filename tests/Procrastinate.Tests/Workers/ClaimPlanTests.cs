@@ -26,7 +26,7 @@ public abstract class ClaimPlanTests(DatabaseFixture db) : IAsyncLifetime
 
     public Task DisposeAsync() => Task.CompletedTask;
 
-    private async Task<long> RegisterWorkerAsync()
+    protected async Task<long> RegisterWorkerAsync()
     {
         await db.ExecAsync("INSERT INTO procrastinate_workers DEFAULT VALUES");
         return await db.ScalarAsync<long>("SELECT max(id) FROM procrastinate_workers");
@@ -36,9 +36,9 @@ public abstract class ClaimPlanTests(DatabaseFixture db) : IAsyncLifetime
         db.ExecAsync($"INSERT INTO procrastinate_jobs (queue_name, task_name, args) SELECT 'default', 'plan', '{{}}' FROM generate_series(1, {count})");
 
     /// <summary>A connector on one physical connection, so the statements its claims prepared are visible on it.</summary>
-    private NpgsqlConnector SingleConnectionConnector() => new(db.ConnectionString + ";Maximum Pool Size=1");
+    protected NpgsqlConnector SingleConnectionConnector() => new(db.ConnectionString + ";Maximum Pool Size=1");
 
-    private const string ClaimStatement = "statement LIKE '%FOR UPDATE OF jobs SKIP LOCKED%'";
+    protected const string ClaimStatement = "statement LIKE '%FOR UPDATE OF jobs SKIP LOCKED%'";
 
     /// <summary>How often PostgreSQL used a generic and a custom plan for the claim this connector prepared.</summary>
     private static async Task<(long Generic, long Custom)> ClaimPlanCountsAsync(NpgsqlConnector connector)
@@ -51,7 +51,7 @@ public abstract class ClaimPlanTests(DatabaseFixture db) : IAsyncLifetime
     }
 
     /// <summary>Runs the statements, the last one an EXPLAIN, and returns the plan's text.</summary>
-    private static async Task<string> ExplainAsync(NpgsqlConnection connection, params string[] statements)
+    protected static async Task<string> ExplainAsync(NpgsqlConnection connection, params string[] statements)
     {
         for (var i = 0; i < statements.Length - 1; i++)
         {
@@ -269,4 +269,43 @@ public abstract class ClaimPlanTests(DatabaseFixture db) : IAsyncLifetime
 
 public sealed class ClaimPlanCompatibleTests(DatabaseFixture db) : ClaimPlanTests(db), IClassFixture<DatabaseFixture>;
 
-public sealed class ClaimPlanLeanTests(LeanDatabaseFixture db) : ClaimPlanTests(db), IClassFixture<LeanDatabaseFixture>;
+public sealed class ClaimPlanLeanTests(LeanDatabaseFixture db) : ClaimPlanTests(db), IClassFixture<LeanDatabaseFixture>
+{
+    [Fact]
+    public async Task A_claim_on_one_queue_reads_that_queues_jobs_through_the_queue_index()
+    {
+        // 20,000 jobs of another queue come first in the priority order, then 10,000 of the
+        // worker's. With "queue_name = ANY (...)" PostgreSQL walked the priority index past the
+        // other queue's 20,000 (its statistics do not tell that they come first); the claim of a
+        // worker on one queue names it with an equality, which the queue index serves in order.
+        var worker = await RegisterWorkerAsync();
+        await db.ExecAsync("INSERT INTO procrastinate_jobs (queue_name, task_name, args) SELECT 'emails', 'plan', '{}' FROM generate_series(1, 20000)");
+        await db.ExecAsync("INSERT INTO procrastinate_jobs (queue_name, task_name, args) SELECT 'default', 'plan', '{}' FROM generate_series(1, 10000)");
+        await db.ExecAsync("ANALYZE procrastinate_jobs");
+
+        // Claims enough for Npgsql to prepare the statement, so that it can be read back.
+        await using var connector = SingleConnectionConnector();
+        for (var i = 0; i < 6; i++)
+        {
+            var jobs = await connector.FetchJobsAsync(["default"], worker, 10, CancellationToken.None);
+            Assert.Equal(10, jobs.Count);
+            Assert.All(jobs, j => Assert.Equal("default", j.Queue));
+        }
+
+        // The statement the connector sent, as PostgreSQL runs it (planned with its queue).
+        await using var connection = await connector.DataSource.OpenConnectionAsync();
+        string claim;
+        await using (var find = new NpgsqlCommand(
+            $"SELECT name FROM pg_prepared_statements WHERE {ClaimStatement} AND statement NOT LIKE '%pg_prepared_statements%'", connection))
+            claim = (string)(await find.ExecuteScalarAsync())!;
+        var plan = await ExplainAsync(connection,
+            "SET plan_cache_mode = force_custom_plan",
+            "BEGIN",
+            $"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE {claim}('{{default}}', {worker}, 10)");
+        await using (var rollback = new NpgsqlCommand("ROLLBACK", connection))
+            await rollback.ExecuteNonQueryAsync();
+
+        Assert.True(plan.Contains("procrastinate_jobs_queue_idx_lean", StringComparison.Ordinal), plan);
+        Assert.DoesNotContain("Rows Removed by Filter: 20000", plan, StringComparison.Ordinal);
+    }
+}

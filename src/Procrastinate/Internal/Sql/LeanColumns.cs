@@ -49,11 +49,6 @@ internal sealed class LeanColumns
     public void Forget() => _has = null;
 
     /// <summary><paramref name="statement"/> with <paramref name="addition"/> right after its only <paramref name="anchor"/>.</summary>
-    internal static string Extend(string statement, string anchor, string addition)
-    {
-        var at = statement.IndexOf(anchor, StringComparison.Ordinal);
-        if (at < 0 || statement.IndexOf(anchor, at + 1, StringComparison.Ordinal) >= 0)
-            throw new InvalidOperationException($"The statement must contain \"{anchor}\" exactly once (queries.sql).");
-        return statement.Insert(at + anchor.Length, addition);
-    }
+    internal static string Extend(string statement, string anchor, string addition) =>
+        SqlQueries.ReplaceOnce(statement, anchor, anchor + addition);
 }

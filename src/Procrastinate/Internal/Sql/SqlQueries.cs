@@ -12,6 +12,16 @@ internal static class SqlQueries
     public static string Get(string name) =>
         Queries.TryGetValue(name, out var sql) ? sql : throw new InvalidOperationException($"No SQL statement named '{name}'.");
 
+    /// <summary><paramref name="statement"/> with its only <paramref name="part"/> replaced by <paramref name="replacement"/>.</summary>
+    /// <exception cref="InvalidOperationException">The statement does not contain the part exactly once (queries.sql changed).</exception>
+    public static string ReplaceOnce(string statement, string part, string replacement)
+    {
+        var at = statement.IndexOf(part, StringComparison.Ordinal);
+        if (at < 0 || statement.IndexOf(part, at + 1, StringComparison.Ordinal) >= 0)
+            throw new InvalidOperationException($"The statement must contain \"{part}\" exactly once (queries.sql).");
+        return string.Concat(statement.AsSpan(0, at), replacement, statement.AsSpan(at + part.Length));
+    }
+
     public static string ReadResource(string logicalName)
     {
         using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream(logicalName)

@@ -83,7 +83,8 @@ LIMIT 1;
 -- A plain "LIMIT $3" cost a new plan at every call (about 0.24 ms, as much as running it),
 -- because its generic plan, costed for an unknown limit (10 % of the rows), hashed the whole
 -- table. The candidates are pulled, and locked, only as far as the outer limit reads them:
--- SKIP LOCKED and LIMIT as before.
+-- SKIP LOCKED and LIMIT as before. A worker on one queue sends it with "jobs.queue_name =
+-- ($1::character varying[])[1]" in place of the queue test (ClaimStatements).
 WITH candidate AS (
     SELECT jobs.id
     FROM procrastinate_jobs AS jobs
