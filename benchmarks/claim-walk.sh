@@ -13,8 +13,10 @@
 # measure, default 4); --jobs N (free jobs, default 200000, enough that none runs out).
 # Three kinds of N jobs: jobs of one lock whose first job is running (the usual case: a worker
 # took it, the others wait for it); jobs of one lock whose first job waits for its scheduled
-# time, so that nothing of the lock runs and no other job of it may start before it; and jobs
-# without a lock scheduled for the next day.
+# time, so that nothing of the lock runs and no other job of it may start before it; jobs
+# without a lock scheduled for the next day; and jobs of another queue, for the claim of a worker
+# on the free jobs' queue alone, as sent before d6cc528 (the queue in "= ANY") and since (an
+# equality).
 # Database: PROCRASTINATE_BENCH_DATABASE_URL when set, otherwise this checkout's private cluster
 # (scripts/postgres.sh). It creates and drops the database claim_walk there.
 set -euo pipefail
@@ -41,11 +43,20 @@ pgbench_setup claim_walk "$layout"
 
 # The claim as the worker sends it, all queues, worker 1, :n rows; the rows are counted, not sent.
 claim_sql=$(counted_claim "$layout")
+# The claim of a worker on the queue 'default': before d6cc528 with the queue in "= ANY", since
+# then, for one queue, as an equality (ClaimStatements.cs).
+any_queue_sql=$(counted_claim "$layout" "ARRAY['default']")
+any_test="(ARRAY['default']::character varying[] IS NULL OR jobs.queue_name = ANY(ARRAY['default']::character varying[]))"
+one_queue_sql=${any_queue_sql/"$any_test"/"jobs.queue_name = (ARRAY['default']::character varying[])[1]"}
+[ "$one_queue_sql" != "$any_queue_sql" ] || { say "queries.sql changed shape: the claim's queue test was not found"; exit 1; }
 
-export PGOPTIONS="-c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c enable_sort=off -c jit=off"
-# measure N KIND: KIND is one of the three below.
+# The settings the connector gives a claim: on all queues one generic plan, no sequential scan,
+# no sort; on given queues a plan made for them each time.
+all_queues_options="-c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c enable_sort=off -c jit=off"
+given_queues_options="-c plan_cache_mode=force_custom_plan -c jit=off"
+# measure N KIND: KIND is one of those below.
 measure() {
-  local ahead_sql
+  local ahead_sql sql=$claim_sql options=$all_queues_options
   case "$2" in
     "behind a running job of their lock") ahead_sql="INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args, status, worker_id)
   VALUES ('default', 'bench_noop', 'L', '{}', 'doing', 1);
@@ -57,17 +68,22 @@ INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args)
   SELECT 'default', 'bench_noop', 'L', '{}' FROM generate_series(1, $1);" ;;
     "scheduled for the next day, no lock") ahead_sql="INSERT INTO procrastinate_jobs (queue_name, task_name, args, scheduled_at)
   SELECT 'default', 'bench_noop', '{}', now() + interval '1 day' FROM generate_series(1, $1);" ;;
+    "of another queue; claim on one queue, = ANY"*|"of another queue; claim on one queue, ="*)
+      ahead_sql="INSERT INTO procrastinate_jobs (queue_name, task_name, args)
+  SELECT 'emails', 'bench_noop', '{}' FROM generate_series(1, $1);"
+      options=$given_queues_options
+      case "$2" in *ANY*) sql=$any_queue_sql ;; *) sql=$one_queue_sql ;; esac ;;
   esac
   # The N jobs first (lower ids, so before the free jobs in the claim's order), then the free jobs.
   fill_jobs 0 1 "" "$ahead_sql
 INSERT INTO procrastinate_jobs (queue_name, task_name, args)
   SELECT 'default', 'bench_noop', '{\"n\": 1, \"t\": 0}'::jsonb FROM generate_series(1, $jobs);
 VACUUM ANALYZE procrastinate_jobs;"
-  printf '\\set n %s\n%s;\n' "$claim" "$claim_sql" >"$scratch"
+  printf '\\set n %s\n%s;\n' "$claim" "$sql" >"$scratch"
   local out latency left note=""
-  out=$("$pgbench" -n -M prepared -c 1 -j 1 -T "$seconds" -f "$scratch" "$url" 2>&1) || { printf '%s\n' "$out" >&2; exit 1; }
+  out=$(PGOPTIONS=$options "$pgbench" -n -M prepared -c 1 -j 1 -T "$seconds" -f "$scratch" "$url" 2>&1) || { printf '%s\n' "$out" >&2; exit 1; }
   latency=$(printf '%s\n' "$out" | awk '/latency average/ {print $4}')
-  left=$(psql "$url" -At -c "SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo' AND lock IS NULL AND scheduled_at IS NULL")
+  left=$(psql "$url" -At -c "SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo' AND queue_name = 'default' AND lock IS NULL AND scheduled_at IS NULL")
   if [ "$left" -eq 0 ]; then
     note=" (every free job was claimed before the end: raise --jobs)"
     say "every free job was claimed before the end; raise --jobs"
@@ -84,5 +100,7 @@ for round in $(seq 1 "$rounds"); do
     measure "$backlog" "behind a running job of their lock"
     measure "$backlog" "behind a scheduled first job of their lock"
     measure "$backlog" "scheduled for the next day, no lock"
+    measure "$backlog" "of another queue; claim on one queue, = ANY (before d6cc528)"
+    measure "$backlog" "of another queue; claim on one queue, = (since d6cc528)"
   done
 done

@@ -67,14 +67,15 @@ finish_statement() {
   fi
 }
 
-# counted_claim LAYOUT: the claim as the worker sends it on LAYOUT, for a pgbench script: all
-# queues, worker 1, :n rows, and the rows counted rather than sent. Fails, saying so, when
-# queries.sql no longer has the shape these substitutions expect.
+# counted_claim LAYOUT [QUEUES]: the claim as the worker sends it on LAYOUT, for a pgbench
+# script: all queues (or QUEUES, an SQL array such as ARRAY['default']), worker 1, :n rows, and
+# the rows counted rather than sent. Fails, saying so, when queries.sql no longer has the shape
+# these substitutions expect.
 counted_claim() {
   local trace_join='SELECT claimed\.\*, trace\.traceparent, trace\.tracestate FROM claimed LEFT JOIN procrastinate_dotnet_job_trace AS trace ON trace\.job_id = claimed\.id'
   local sql
   sql=$(claim_statement "$1" | sed -E \
-    -e 's/\$1::character varying\[\]/NULL::character varying[]/g' -e 's/\$2/1::bigint/g' -e 's/\$3::integer/:n::integer/g' \
+    -e "s/\\\$1::character varying\\[\\]/${2:-NULL}::character varying[]/g" -e 's/\$2/1::bigint/g' -e 's/\$3::integer/:n::integer/g' \
     -e "s/$trace_join/SELECT count(*) FROM claimed LEFT JOIN procrastinate_dotnet_job_trace AS trace ON trace.job_id = claimed.id/")
   case "$sql" in
     *'$'[0-9]*|*'SELECT claimed.*'*) say "queries.sql changed shape: the claim's substitutions no longer apply"; return 1 ;;
