@@ -37,8 +37,7 @@ public abstract class LostAnswerTests<TFixture>(TFixture db) : IClassFixture<TFi
         var run = app.RunWorkerAsync(new WorkerOptions { HandleSignals = false, Concurrency = 4, FetchJobPollingInterval = TimeSpan.FromSeconds(1) }, cts.Token);
         await proxy.AnswerLost.Task.WaitAsync(TimeSpan.FromSeconds(30));
         // The lost claim committed: its jobs were 'doing' under the worker before it could know.
-        var succeeded = await WaitForAsync(async () =>
-            await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded' AND id = ANY($1)", ids.ToArray()) == ids.Count);
+        var succeeded = await AllSucceededAsync(ids);
         await cts.CancelAsync();
         await run;
 
@@ -95,13 +94,11 @@ public abstract class LostAnswerTests<TFixture>(TFixture db) : IClassFixture<TFi
             await Task.Delay(1500);
             await tx.RollbackAsync();
         }
-        var done = await WaitForAsync(async () =>
-            await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded' AND id = ANY($1)", ids.ToArray()) == ids.Count);
+        var done = await AllSucceededAsync(ids);
         await cts.CancelAsync();
         await run;
 
-        Assert.True(done, "not every job ended: " + string.Join(", ",
-            (await db.QueryAsync("SELECT status::text AS status, count(*) AS n FROM procrastinate_jobs GROUP BY 1")).Select(r => $"{r["status"]} {r["n"]}")));
+        Assert.True(done, "not every job ended: " + await StatusCountsAsync());
         Assert.Equal(1, proxy.Cuts);
         Assert.Equal(ids.Count, runs.Count);
         Assert.DoesNotContain(runs, r => r.Value != 1);
@@ -143,14 +140,12 @@ public abstract class LostAnswerTests<TFixture>(TFixture db) : IClassFixture<TFi
         gate.SetResult();
         await proxy.AnswerLost.Task.WaitAsync(TimeSpan.FromSeconds(30));
         var late = await WaitForAsync(() => Task.FromResult(proxy.Held == 1)); // the late answer came back
-        var done = await WaitForAsync(async () =>
-            await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded' AND id = ANY($1)", ids.ToArray()) == ids.Count);
+        var done = await AllSucceededAsync(ids);
         await cts.CancelAsync();
         await run;
 
         Assert.True(proxy.SecondSentBeforeCut, "the second claim was not sent while the first was on its way");
-        Assert.True(done, "not every job ended: " + string.Join(", ",
-            (await db.QueryAsync("SELECT status::text AS status, count(*) AS n FROM procrastinate_jobs GROUP BY 1")).Select(r => $"{r["status"]} {r["n"]}")));
+        Assert.True(done, "not every job ended: " + await StatusCountsAsync());
         Assert.True(late, "the second claim's answer did not come back");
         Assert.Equal(1, proxy.Cuts);
         Assert.Equal(ids.Count, runs.Count);
@@ -236,6 +231,14 @@ public abstract class LostAnswerTests<TFixture>(TFixture db) : IClassFixture<TFi
             SELECT type FROM procrastinate_dotnet_pending_events(ARRAY(SELECT id FROM procrastinate_jobs))) AS e
         WHERE type = '{type}'
         """;
+
+    /// <summary>Waits (up to 30 s) until every one of <paramref name="ids"/> has succeeded; false if not.</summary>
+    private Task<bool> AllSucceededAsync(IReadOnlyCollection<long> ids) => WaitForAsync(async () =>
+        await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded' AND id = ANY($1)", ids.ToArray()) == ids.Count);
+
+    /// <summary>The jobs per status, for a failure's message.</summary>
+    private async Task<string> StatusCountsAsync() => string.Join(", ",
+        (await db.QueryAsync("SELECT status::text AS status, count(*) AS n FROM procrastinate_jobs GROUP BY 1")).Select(r => $"{r["status"]} {r["n"]}"));
 
     private static async Task<bool> WaitForAsync(Func<Task<bool>> condition)
     {
