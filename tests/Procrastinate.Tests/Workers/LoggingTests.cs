@@ -50,6 +50,28 @@ public sealed class LoggingTests(DatabaseFixture db) : IClassFixture<DatabaseFix
     public Task DisposeAsync() => Task.CompletedTask;
 
     [Fact]
+    public async Task A_retry_the_worker_wrote_is_not_reported_as_stale()
+    {
+        // retry_job used to call procrastinate_retry_job_v2 in the list of its own locking SELECT:
+        // PostgreSQL ran the function, then found the row changed by it and returned no row, so
+        // the worker reported each retry it had written as "rescued or retried elsewhere" (3008).
+        var logs = new CapturingLoggerProvider();
+        using var factory = LoggerFactory.Create(b => b.AddProvider(logs).SetMinimumLevel(LogLevel.Trace));
+        await using var app = db.CreateApp(new AppOptions { LoggerFactory = factory });
+        var calls = 0;
+        var task = app.Task<SumArgs>("retried_once",
+            _ => { if (Interlocked.Increment(ref calls) == 1) throw new InvalidOperationException("first run fails"); },
+            retry: RetryStrategy.Times(1));
+        var id = await task.DeferAsync(new SumArgs(1, 2));
+        await app.RunWorkerAsync(new WorkerOptions { Wait = false, HandleSignals = false, ListenNotify = false });
+
+        Assert.Equal(2, calls);
+        Assert.Equal(JobStatus.Succeeded, await app.Jobs.GetStatusAsync(id));
+        // The only warning is the failed run's, with its retry (3004).
+        Assert.Equal([3004], logs.Entries.Where(e => e.Level >= LogLevel.Warning).Select(e => e.EventId.Id));
+    }
+
+    [Fact]
     public async Task Every_record_carries_an_action_and_job_records_carry_the_jobs_fields()
     {
         var logs = new CapturingLoggerProvider();

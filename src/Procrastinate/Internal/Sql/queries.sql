@@ -232,12 +232,18 @@ WHERE j.id = $1 AND j.status = 'todo'::procrastinate_job_status;
 
 -- name: retry_job
 -- Retry through the listed function (COMPAT.md 3.4), guarded like finish_jobs.
--- Returns one row when the retry was written, none when the run was no longer ours.
-SELECT procrastinate_retry_job_v2(j.id, $2, $3, $4, $5)
-FROM procrastinate_jobs AS j
-WHERE j.id = $1 AND j.status = 'doing'::procrastinate_job_status AND j.attempts = $6
-  AND (j.worker_id = $7 OR j.worker_id IS NULL)
-FOR UPDATE;
+-- Returns one row when the retry was written, none when the run was no longer ours. The row is
+-- locked first, then retried: with the function in the locking SELECT's own list, PostgreSQL
+-- ran it before taking the lock, found the row changed by the function, and returned no row,
+-- so every written retry was reported as stale.
+WITH ours AS (
+    SELECT j.id
+    FROM procrastinate_jobs AS j
+    WHERE j.id = $1 AND j.status = 'doing'::procrastinate_job_status AND j.attempts = $6
+      AND (j.worker_id = $7 OR j.worker_id IS NULL)
+    FOR UPDATE
+)
+SELECT procrastinate_retry_job_v2(ours.id, $2, $3, $4, $5) FROM ours;
 
 -- name: register_worker
 SELECT worker_id FROM procrastinate_register_worker_v1();
