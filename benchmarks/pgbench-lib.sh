@@ -54,10 +54,16 @@ lean_finish_set="dotnet_deferred_event_id = NULL, dotnet_deferred_at = NULL"
 # them on LAYOUT, on one line.
 claim_statement() {
   if [ "$1" = lean ]; then
-    statement fetch_jobs | sed -E "s/worker_id = \\\$2/worker_id = \$2, $lean_started_set/"
+    statement fetch_jobs | sed -E -e "s/worker_id = \\\$2/worker_id = \$2, $lean_started_set/" \
+      -e "s/WHERE jobs\.status = 'todo'::procrastinate_job_status/& AND NOT jobs.dotnet_later/"
   else
     statement fetch_jobs
   fi
+}
+# claim_prelude LAYOUT: the line of a pgbench script the worker sends before its claim on LAYOUT
+# (the lean layout's jobs whose scheduled time has come join the claim's indexes), if any.
+claim_prelude() {
+  if [ "$1" = lean ]; then printf 'SELECT procrastinate_lean_promote_due_jobs(5000);\n'; fi
 }
 finish_statement() {
   if [ "$1" = lean ]; then
@@ -67,8 +73,8 @@ finish_statement() {
   fi
 }
 
-# counted_claim LAYOUT [QUEUES]: the claim as the worker sends it on LAYOUT, for a pgbench
-# script: all queues (or QUEUES, an SQL array such as ARRAY['default']), worker 1, :n rows, and
+# counted_claim LAYOUT [QUEUES]: the claim as the worker sends it on LAYOUT, after its prelude, for
+# a pgbench script: all queues (or QUEUES, an SQL array such as ARRAY['default']), worker 1, :n rows, and
 # the rows counted rather than sent. Fails, saying so, when queries.sql no longer has the shape
 # these substitutions expect.
 counted_claim() {
@@ -80,5 +86,6 @@ counted_claim() {
   case "$sql" in
     *'$'[0-9]*|*'SELECT claimed.*'*) say "queries.sql changed shape: the claim's substitutions no longer apply"; return 1 ;;
   esac
+  claim_prelude "$1"
   printf '%s' "$sql"
 }

@@ -48,7 +48,10 @@ finish_sql=$(finish_statement "$layout" | sed -E \
 case "$claim_sql$finish_sql" in
   *'$'[0-9]*|*'SELECT claimed.*'*|*'unnest($1'*) say "queries.sql changed shape: this script's substitutions no longer apply"; exit 1 ;;
 esac
-printf '\\set wid :client_id + 1\n\\set n %s\n\\set del %s\n%s \\gset\n%s;\n' "$claim" "$delete" "$claim_sql" "$finish_sql" >"$scratch"
+# What the worker sends before its claim, if anything (the lean layout's jobs that came due).
+prelude=$(claim_prelude "$layout")
+printf '\\set wid :client_id + 1\n\\set n %s\n\\set del %s\n%s%s \\gset\n%s;\n' "$claim" "$delete" "${prelude:+$prelude
+}" "$claim_sql" "$finish_sql" >"$scratch"
 
 export PGOPTIONS="-c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c enable_sort=off -c jit=off"
 echo "| Layout | Clients | Jobs per claim | Finished jobs | Jobs/s |"

@@ -464,8 +464,9 @@ public sealed class NpgsqlConnector : Connector
     /// <summary>
     /// Runs a statement of the worker that has a variant for the lean layout's event columns
     /// (<see cref="LeanColumns"/>): that variant when the database has them. When they have gone
-    /// since the last look (converted back to the compatible layout), it looks again and runs the
-    /// statement again: the failed one's implicit transaction changed nothing.
+    /// since the last look (converted back to the compatible layout: a column, or the claim's
+    /// function, is missing), it looks again and runs the statement again: the failed one's
+    /// implicit transaction changed nothing.
     /// </summary>
     private async ValueTask<T> WithLeanColumnsAsync<T>(NpgsqlConnection connection, Func<bool, ValueTask<T>> run, CancellationToken cancellationToken)
     {
@@ -474,7 +475,7 @@ public sealed class NpgsqlConnector : Connector
         {
             return await run(lean).ConfigureAwait(false);
         }
-        catch (PostgresException e) when (lean && e.SqlState == PostgresErrorCodes.UndefinedColumn)
+        catch (PostgresException e) when (lean && e.SqlState is PostgresErrorCodes.UndefinedColumn or PostgresErrorCodes.UndefinedFunction)
         {
             _leanColumns.Forget();
             return await run(await _leanColumns.HaveThemAsync(connection, cancellationToken).ConfigureAwait(false)).ConfigureAwait(false);
@@ -495,6 +496,13 @@ public sealed class NpgsqlConnector : Connector
         var settings = new NpgsqlBatchCommand(SqlQueries.Get(queues is null ? "plan_claim_once" : "plan_claim_each_time"));
         settings.Parameters.Add(new NpgsqlParameter<bool> { TypedValue = durable });
         batch.BatchCommands.Add(settings);
+        if (lean)
+        {
+            // The jobs whose scheduled time has come join the claim's indexes first (LeanColumns).
+            var promote = new NpgsqlBatchCommand(LeanColumns.PromoteDueJobs);
+            promote.Parameters.Add(new NpgsqlParameter<int> { TypedValue = LeanColumns.PromoteAtOnce });
+            batch.BatchCommands.Add(promote);
+        }
         var cmd = new NpgsqlBatchCommand(ClaimStatements.For(lean, queues));
         cmd.Parameters.Add(Nullable(queues, NpgsqlDbType.Array | NpgsqlDbType.Varchar));
         cmd.Parameters.Add(new NpgsqlParameter<long> { TypedValue = workerId });
@@ -504,6 +512,8 @@ public sealed class NpgsqlConnector : Connector
         await using (var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
         {
             await reader.NextResultAsync(cancellationToken).ConfigureAwait(false); // past the settings' row
+            if (lean)
+                await reader.NextResultAsync(cancellationToken).ConfigureAwait(false); // past the promoted count
             var columns = JobColumns.Of(reader);
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
                 jobs.Add(columns.Read(reader));

@@ -38,7 +38,7 @@ public sealed class LayoutTests
             var status = await app.Schema.CheckAsync();
             Assert.True(status.IsUsable);
             Assert.Equal(SchemaLayout.Lean, status.Layout);
-            Assert.Equal("procrastinate_jobs_notify_queue_job_aborted_v1,procrastinate_lean_jobs_deferred_now,procrastinate_lean_jobs_deferred_written,procrastinate_lean_jobs_deleted,procrastinate_lean_jobs_inserted,procrastinate_lean_jobs_started,procrastinate_lean_jobs_updated,procrastinate_lean_workers_deleted",
+            Assert.Equal("procrastinate_jobs_notify_queue_job_aborted_v1,procrastinate_lean_jobs_deferred_now,procrastinate_lean_jobs_deferred_written,procrastinate_lean_jobs_deleted,procrastinate_lean_jobs_inserted,procrastinate_lean_jobs_later_inserted,procrastinate_lean_jobs_later_updated,procrastinate_lean_jobs_started,procrastinate_lean_jobs_updated,procrastinate_lean_workers_deleted",
                 await TriggerNames(cs));
             // The foreign keys checked row by row are gone.
             Assert.Equal(0L, await Scalar<long>(cs,
@@ -275,6 +275,7 @@ public sealed class LayoutTests
     [Theory]
     [InlineData("dotnet_layout_lean_triggers_2")]
     [InlineData("dotnet_layout_lean_triggers_3")]
+    [InlineData("dotnet_layout_lean_triggers_4")]
     public async Task Applying_the_schema_brings_the_trigger_functions_of_an_earlier_lean_conversion_up_to_date(string earlier)
     {
         var cs = await TestCluster.CreateDatabaseAsync("lean_upgrade", withSchema: true);
@@ -285,10 +286,23 @@ public sealed class LayoutTests
             Assert.True(converted.LayoutChanged);
             Assert.Empty(converted.AppliedMigrations); // a fresh conversion has the current functions
 
+            // A job scheduled for later, deferred before the downgrade below.
+            var later = await Scalar<long>(cs,
+                "INSERT INTO procrastinate_jobs (queue_name, task_name, args, scheduled_at) VALUES ('default', 'sum', '{}', now() + interval '1 day') RETURNING id");
+            var laterEvents = await Scalar<long>(cs, $"SELECT count(*) FROM procrastinate_events WHERE job_id = {later}");
             // As an earlier version left it: its revision row, other function bodies, neither the
-            // columns of the started events (revision 4) nor migration 0004's function.
+            // columns of the started events (revision 4) nor migration 0004's function, nor the
+            // mark of jobs scheduled for later (revision 5), and the claim indexes of revisions 1-4.
             await using var ds = NpgsqlDataSource.Create(cs);
             await using (var downgrade = ds.CreateCommand($"""
+                DROP TRIGGER procrastinate_lean_jobs_later_inserted ON procrastinate_jobs;
+                DROP TRIGGER procrastinate_lean_jobs_later_updated ON procrastinate_jobs;
+                DROP FUNCTION procrastinate_lean_job_later();
+                DROP FUNCTION procrastinate_lean_promote_due_jobs(integer);
+                DROP FUNCTION procrastinate_lean_mark_later_jobs();
+                ALTER TABLE procrastinate_jobs DROP COLUMN dotnet_later;
+                CREATE INDEX procrastinate_jobs_priority_idx_v1 ON procrastinate_jobs (priority DESC, id ASC) WHERE status = 'todo';
+                CREATE INDEX procrastinate_jobs_queue_idx_lean ON procrastinate_jobs (queue_name, priority DESC, id) WHERE status = 'todo';
                 UPDATE {SchemaManager.LedgerTable} SET name = '{earlier}' WHERE name = '{SchemaManager.LeanTriggersMarker}';
                 DELETE FROM {SchemaManager.LedgerTable} WHERE name = '0004_dotnet_pending_events';
                 DROP FUNCTION procrastinate_dotnet_pending_events(bigint[]);
@@ -309,8 +323,13 @@ public sealed class LayoutTests
 
             var upgraded = await app.Schema.ApplyAsync();
             Assert.Equal(["0004_dotnet_pending_events", SchemaManager.LeanTriggersMarker], upgraded.AppliedMigrations);
-            Assert.Equal(4L, await Scalar<long>(cs,
+            Assert.Equal(5L, await Scalar<long>(cs,
                 "SELECT count(*) FROM pg_attribute WHERE attrelid = 'procrastinate_jobs'::regclass AND attname LIKE 'dotnet_%' AND NOT attisdropped"));
+            // The job scheduled for later is marked, without an event; the claim's indexes are the new ones.
+            Assert.True(await Scalar<bool>(cs, $"SELECT dotnet_later FROM procrastinate_jobs WHERE id = {later}"));
+            Assert.Equal(laterEvents, await Scalar<long>(cs, $"SELECT count(*) FROM procrastinate_events WHERE job_id = {later}"));
+            Assert.Equal("procrastinate_jobs_claim_idx_lean,procrastinate_jobs_later_idx_lean,procrastinate_jobs_queue_claim_idx_lean", await Scalar<string>(cs,
+                "SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes WHERE tablename = 'procrastinate_jobs' AND indexname IN ('procrastinate_jobs_claim_idx_lean', 'procrastinate_jobs_queue_claim_idx_lean', 'procrastinate_jobs_later_idx_lean', 'procrastinate_jobs_priority_idx_v1', 'procrastinate_jobs_queue_idx_lean')"));
             Assert.Contains("dotnet_started_event_id", await Scalar<string>(cs,
                 "SELECT pg_get_functiondef('procrastinate_dotnet_pending_events'::regproc)"), StringComparison.Ordinal);
             Assert.Equal(SchemaLayout.Lean, upgraded.Layout);

@@ -4,13 +4,16 @@ using Npgsql;
 namespace Procrastinate.Internal.Sql;
 
 /// <summary>
-/// Whether the database has the lean layout's columns that keep a job's waiting events
-/// (<c>Layouts/lean_triggers.sql</c>, revision 4), for the worker's claim and completion to fill
-/// and clear them. Statements that do not touch them still work on the lean layout (row
-/// triggers do it, at a cost per row); statements that do fail on the compatible layout, where
-/// the columns do not exist. The answer is kept for a minute, so a worker notices a conversion to
+/// Whether the database has the lean layout's columns of revision 5 (<c>Layouts/lean_triggers.sql</c>):
+/// those that keep a job's waiting events, for the worker's claim and completion to fill and
+/// clear them, and the mark of jobs scheduled for later, which the worker's claim clears when
+/// their time comes and leaves out of its walk. Statements that do not touch them still work on
+/// the lean layout (row triggers do it, at a cost per row; a claim without the mark reads the
+/// jobs scheduled for later); statements that do fail on the compatible layout, where the
+/// columns do not exist. A database of revision 4 gets the compatible statements until it is
+/// brought up to date. The answer is kept for a minute, so a worker notices a conversion to
 /// the lean layout within a minute, and one back at its next claim or completion (which fails
-/// with undefined_column: <see cref="Forget"/>, then sent again).
+/// with undefined_column, or undefined_function for the claim's <see cref="PromoteDueJobs"/>: <see cref="Forget"/>, then sent again).
 /// </summary>
 internal sealed class LeanColumns
 {
@@ -18,12 +21,31 @@ internal sealed class LeanColumns
 
     private const string Query = """
         SELECT EXISTS (SELECT FROM pg_attribute
-                       WHERE attrelid = to_regclass('procrastinate_jobs') AND attname = 'dotnet_deferred_event_id' AND NOT attisdropped)
+                       WHERE attrelid = to_regclass('procrastinate_jobs') AND attname = 'dotnet_later' AND NOT attisdropped)
         """;
 
-    /// <summary>The worker's claim (queries.sql, fetch_jobs), which also takes the run's 'started' event id and time.</summary>
-    public static readonly string Claim = Extend(SqlQueries.Get("fetch_jobs"), "worker_id = $2",
-        ", dotnet_started_event_id = nextval('procrastinate_events_id_seq'::regclass), dotnet_started_at = now()");
+    /// <summary>
+    /// The worker's claim (queries.sql, fetch_jobs), which also takes the run's 'started' event
+    /// id and time, and reads only the jobs not marked as scheduled for later: through the lean
+    /// layout's claim indexes, which leave those out. <see cref="PromoteDueJobs"/> runs first.
+    /// </summary>
+    public static readonly string Claim = Extend(
+        Extend(SqlQueries.Get("fetch_jobs"), "worker_id = $2",
+            ", dotnet_started_event_id = nextval('procrastinate_events_id_seq'::regclass), dotnet_started_at = now()"),
+        "WHERE jobs.status = 'todo'::procrastinate_job_status", " AND NOT jobs.dotnet_later");
+
+    /// <summary>
+    /// Sent before <see cref="Claim"/> in its transaction: clears the mark of up to $1 jobs whose
+    /// scheduled time has come (<c>procrastinate_lean_promote_due_jobs</c>), so the claim sees them.
+    /// </summary>
+    public const string PromoteDueJobs = "SELECT procrastinate_lean_promote_due_jobs($1)";
+
+    /// <summary>
+    /// The most jobs one claim's <see cref="PromoteDueJobs"/> marks as due. When more come due at
+    /// once, the following claims take the rest, the earliest first; until then, the claims choose
+    /// among the jobs already marked.
+    /// </summary>
+    public const int PromoteAtOnce = 5_000;
 
     /// <summary>The worker's completion (queries.sql, finish_jobs), which also marks the job's 'deferred' event as written (the trigger writes it).</summary>
     public static readonly string Finish = Extend(SqlQueries.Get("finish_jobs"), "attempts = j.attempts + 1",

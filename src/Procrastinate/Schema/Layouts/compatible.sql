@@ -25,6 +25,16 @@ DROP TRIGGER IF EXISTS procrastinate_lean_jobs_deferred_now ON procrastinate_job
 DROP TRIGGER IF EXISTS procrastinate_lean_jobs_deferred_written ON procrastinate_jobs;
 DROP FUNCTION IF EXISTS procrastinate_lean_job_started();
 DROP FUNCTION IF EXISTS procrastinate_lean_job_deferred_clear();
+-- The mark of jobs scheduled for later (revision 5), and what keeps and reads it.
+DROP TRIGGER IF EXISTS procrastinate_lean_jobs_later_inserted ON procrastinate_jobs;
+DROP TRIGGER IF EXISTS procrastinate_lean_jobs_later_updated ON procrastinate_jobs;
+DROP FUNCTION IF EXISTS procrastinate_lean_job_later();
+DROP FUNCTION IF EXISTS procrastinate_lean_promote_due_jobs(integer);
+DROP FUNCTION IF EXISTS procrastinate_lean_mark_later_jobs();
+DROP INDEX IF EXISTS procrastinate_jobs_claim_idx_lean;
+DROP INDEX IF EXISTS procrastinate_jobs_queue_claim_idx_lean;
+DROP INDEX IF EXISTS procrastinate_jobs_later_idx_lean;
+ALTER TABLE procrastinate_jobs DROP COLUMN IF EXISTS dotnet_later;
 -- The readers' function as migration 0004 creates it: every event is a row again.
 CREATE OR REPLACE FUNCTION procrastinate_dotnet_pending_events(job_ids bigint[])
     RETURNS TABLE (id bigint, job_id bigint, type text, at timestamp with time zone)
@@ -60,6 +70,9 @@ CREATE UNIQUE INDEX procrastinate_jobs_queueing_lock_idx_v1
 CREATE UNIQUE INDEX procrastinate_jobs_lock_idx_v1
     ON procrastinate_jobs (lock) WHERE status = 'doing';
 CREATE INDEX procrastinate_jobs_queue_name_idx_v1 ON procrastinate_jobs (queue_name);
+-- Revisions 1-4 of the lean layout kept it.
+CREATE INDEX IF NOT EXISTS procrastinate_jobs_priority_idx_v1
+    ON procrastinate_jobs (priority DESC, id ASC) WHERE status = 'todo'::procrastinate_job_status;
 CREATE INDEX procrastinate_jobs_id_lock_idx_v1
     ON procrastinate_jobs (id, lock) WHERE status = ANY (ARRAY['todo'::procrastinate_job_status, 'doing'::procrastinate_job_status]);
 

@@ -59,9 +59,8 @@ CREATE UNIQUE INDEX procrastinate_jobs_queueing_lock_idx_lean
     ON procrastinate_jobs (queueing_lock) WHERE status = 'todo' AND queueing_lock IS NOT NULL;
 CREATE UNIQUE INDEX procrastinate_jobs_lock_idx_lean
     ON procrastinate_jobs (lock) WHERE status = 'doing' AND lock IS NOT NULL;
--- Claims restricted to queues, and the lock-head rule of the claim.
-CREATE INDEX procrastinate_jobs_queue_idx_lean
-    ON procrastinate_jobs (queue_name, priority DESC, id) WHERE status = 'todo';
+-- The lock-head rule of the claim. (The claim's own indexes, without the jobs scheduled for
+-- later, are in lean_triggers.sql.)
 CREATE INDEX procrastinate_jobs_lock_rule_idx_lean
     ON procrastinate_jobs (lock, priority DESC, id)
     WHERE lock IS NOT NULL AND status IN ('todo', 'doing');
@@ -96,3 +95,6 @@ CREATE TRIGGER procrastinate_lean_workers_deleted
     AFTER DELETE ON procrastinate_workers
     REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION procrastinate_lean_workers_deleted();
+
+-- Jobs scheduled for later (lean_triggers.sql), now that the triggers above are in place.
+SELECT procrastinate_lean_mark_later_jobs();
