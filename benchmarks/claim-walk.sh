@@ -10,20 +10,23 @@
 #
 # Options: --layout lean|compatible (default lean); --backlogs LIST (the N jobs, default
 # 0,2000,20000); --claim N (rows per claim, default 100); --rounds N (default 2); --seconds N (per
-# measure, default 4); --jobs N (free jobs, default 200000, enough that none runs out).
+# measure, default 4); --jobs N (free jobs, default 200000, enough that none runs out); --only
+# TEXT (only the kinds whose name below contains TEXT, e.g. "scheduled" or "due").
 # Three kinds of N jobs: jobs of one lock whose first job is running (the usual case: a worker
 # took it, the others wait for it); jobs of one lock whose first job waits for its scheduled
 # time, so that nothing of the lock runs and no other job of it may start before it; jobs
-# without a lock scheduled for the next day; and jobs of another queue, for the claim of a worker
-# on the free jobs' queue alone, as sent before d6cc528 (the queue in "= ANY") and since (an
-# equality).
+# without a lock scheduled for the next day; jobs without a lock whose scheduled time came 0.5 s
+# before the claims start (on the lean layout they are still marked as later, and the claims
+# move them back, up to 5,000 each; the claims take them first); and jobs of another queue, for
+# the claim of a worker on the free jobs' queue alone, as sent before d6cc528 (the queue in
+# "= ANY") and since (an equality).
 # Database: PROCRASTINATE_BENCH_DATABASE_URL when set, otherwise this checkout's private cluster
 # (scripts/postgres.sh). It creates and drops the database claim_walk there.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
-layout=lean backlogs=0,2000,20000 claim=100 rounds=2 seconds=4 jobs=200000
+layout=lean backlogs=0,2000,20000 claim=100 rounds=2 seconds=4 jobs=200000 only=
 while [ $# -gt 0 ]; do
   case "$1" in
     --layout) layout=$2; shift 2 ;;
@@ -32,6 +35,7 @@ while [ $# -gt 0 ]; do
     --rounds) rounds=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
+    --only) only=$2; shift 2 ;;
     *) echo "claim-walk.sh: unknown argument $1 (see the header of this script)" >&2; exit 2 ;;
   esac
 done
@@ -54,8 +58,9 @@ one_queue_sql=${any_queue_sql/"$any_test"/"jobs.queue_name = (ARRAY['default']::
 # no sort; on given queues a plan made for them each time.
 all_queues_options="-c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c enable_sort=off -c jit=off"
 given_queues_options="-c plan_cache_mode=force_custom_plan -c jit=off"
-# measure N KIND: KIND is one of those below.
+# measure N KIND: KIND is one of those below; skipped unless it contains --only's text.
 measure() {
+  case "$2" in *"$only"*) ;; *) return 0 ;; esac
   local ahead_sql sql=$claim_sql options=$all_queues_options
   case "$2" in
     "behind a running job of their lock") ahead_sql="INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args, status, worker_id)
@@ -68,6 +73,9 @@ INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args)
   SELECT 'default', 'bench_noop', 'L', '{}' FROM generate_series(1, $1);" ;;
     "scheduled for the next day, no lock") ahead_sql="INSERT INTO procrastinate_jobs (queue_name, task_name, args, scheduled_at)
   SELECT 'default', 'bench_noop', '{}', now() + interval '1 day' FROM generate_series(1, $1);" ;;
+    "came due a moment ago, no lock") ahead_sql="INSERT INTO procrastinate_jobs (queue_name, task_name, args, scheduled_at)
+  SELECT 'default', 'bench_noop', '{}', now() + interval '2 seconds' FROM generate_series(1, $1);
+SELECT pg_sleep(2.5);" ;;
     "of another queue; claim on one queue, = ANY"*|"of another queue; claim on one queue, ="*)
       ahead_sql="INSERT INTO procrastinate_jobs (queue_name, task_name, args)
   SELECT 'emails', 'bench_noop', '{}' FROM generate_series(1, $1);"
@@ -100,6 +108,7 @@ for round in $(seq 1 "$rounds"); do
     measure "$backlog" "behind a running job of their lock"
     measure "$backlog" "behind a scheduled first job of their lock"
     measure "$backlog" "scheduled for the next day, no lock"
+    measure "$backlog" "came due a moment ago, no lock"
     measure "$backlog" "of another queue; claim on one queue, = ANY (before d6cc528)"
     measure "$backlog" "of another queue; claim on one queue, = (since d6cc528)"
   done

@@ -1,9 +1,10 @@
 -- Procrastinate for .NET: the event-writing trigger functions of the lean layout (lean.sql),
--- and the job columns and row triggers that keep a job's waiting events (below).
+-- the job columns and row triggers that keep a job's waiting events, and the mark that keeps
+-- jobs scheduled for later out of the claim's indexes (revision 5, at the end).
 --
 -- Run by SchemaManager before lean.sql when a database is converted to the lean layout, and
 -- alone on a database converted by an earlier version, which had slower bodies of the same
--- functions and wrote every event at once (ledger row dotnet_layout_lean_triggers_4 marks the
+-- functions and wrote every event at once (ledger row dotnet_layout_lean_triggers_5 marks the
 -- current ones). The insert and update functions write the events the compatible layout's
 -- per-row triggers write, for a whole statement at once; the delete functions do the cascades
 -- of its foreign keys.
