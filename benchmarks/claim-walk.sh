@@ -17,7 +17,7 @@
 # time, so that nothing of the lock runs and no other job of it may start before it; jobs
 # without a lock scheduled for the next day; jobs without a lock whose scheduled time came 0.5 s
 # before the claims start (on the lean layout they are still marked as later, and the claims
-# move them back, up to 5,000 each; the claims take them first); and jobs of another queue, for
+# move them back, up to 1,000 each; the claims take them first); and jobs of another queue, for
 # the claim of a worker on the free jobs' queue alone, as sent before d6cc528 (the queue in
 # "= ANY") and since (an equality).
 # Database: PROCRASTINATE_BENCH_DATABASE_URL when set, otherwise this checkout's private cluster

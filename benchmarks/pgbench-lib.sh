@@ -61,9 +61,10 @@ claim_statement() {
   fi
 }
 # claim_prelude LAYOUT: the line of a pgbench script the worker sends before its claim on LAYOUT
-# (the lean layout's jobs whose scheduled time has come join the claim's indexes), if any.
+# (the lean layout's jobs whose scheduled time has come join the claim's indexes, up to
+# LeanColumns.PromoteAtOnce of them), if any.
 claim_prelude() {
-  if [ "$1" = lean ]; then printf 'SELECT procrastinate_lean_promote_due_jobs(5000);\n'; fi
+  if [ "$1" = lean ]; then printf 'SELECT procrastinate_lean_promote_due_jobs(1000);\n'; fi
 }
 finish_statement() {
   if [ "$1" = lean ]; then

@@ -41,11 +41,13 @@ internal sealed class LeanColumns
     public const string PromoteDueJobs = "SELECT procrastinate_lean_promote_due_jobs($1)";
 
     /// <summary>
-    /// The most jobs one claim's <see cref="PromoteDueJobs"/> marks as due. When more come due at
-    /// once, the following claims take the rest, the earliest first; until then, the claims choose
-    /// among the jobs already marked.
+    /// The most jobs one claim's <see cref="PromoteDueJobs"/> moves back into the claim's indexes.
+    /// Each costs an update of its row (about 15-20 µs of the server's time on 2 cores), so a
+    /// claim after 200,000 jobs came due at once took about 100 ms with 5,000 at a time. When more
+    /// come due at once, the following claims move the rest, the earliest first; until then, the
+    /// claims choose among the jobs already moved and those never scheduled.
     /// </summary>
-    public const int PromoteAtOnce = 5_000;
+    public const int PromoteAtOnce = 1_000;
 
     /// <summary>The worker's completion (queries.sql, finish_jobs), which also marks the job's 'deferred' event as written (the trigger writes it).</summary>
     public static readonly string Finish = Extend(SqlQueries.Get("finish_jobs"), "attempts = j.attempts + 1",
