@@ -64,7 +64,9 @@ claim_statement() {
 # (the lean layout's jobs whose scheduled time has come join the claim's indexes, up to
 # LeanColumns.PromoteAtOnce of them), if any.
 claim_prelude() {
-  if [ "$1" = lean ]; then printf 'SELECT procrastinate_lean_promote_due_jobs(1000);\n'; fi
+  if [ "$1" = lean ]; then
+    printf '%s\n' "SELECT procrastinate_lean_promote_due_jobs(1000) WHERE EXISTS (SELECT FROM procrastinate_jobs WHERE status = 'todo'::procrastinate_job_status AND dotnet_later AND scheduled_at <= now());"
+  fi
 }
 finish_statement() {
   if [ "$1" = lean ]; then

@@ -352,6 +352,31 @@ public sealed class ClaimPlanLeanTests(LeanDatabaseFixture db) : ClaimPlanTests(
     }
 
     [Fact]
+    public async Task When_more_jobs_come_due_than_one_claim_moves_the_next_claims_move_the_rest_earliest_first()
+    {
+        // 2,500 jobs come due at once: each claim moves at most LeanColumns.PromoteAtOnce of them
+        // (1,000) back into the claim's indexes, the earliest first, and every one is claimed.
+        var worker = await RegisterWorkerAsync();
+        await db.ExecAsync("INSERT INTO procrastinate_jobs (queue_name, task_name, args, scheduled_at) SELECT 'default', 'plan', '{}', now() + interval '1 second' + i * interval '1 microsecond' FROM generate_series(1, 2500) AS i");
+        await Task.Delay(TimeSpan.FromSeconds(1.2));
+        Assert.Equal(2_500L, await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_jobs WHERE dotnet_later"));
+
+        await using var connector = SingleConnectionConnector();
+        var first = await connector.FetchJobsAsync(null, worker, 10, CancellationToken.None);
+        Assert.Equal(10, first.Count);
+        Assert.Equal(2_500L - LeanColumns.PromoteAtOnce, await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_jobs WHERE dotnet_later"));
+        // The ones still marked came due last.
+        Assert.True(await db.ScalarAsync<bool>(
+            "SELECT max(scheduled_at) FILTER (WHERE NOT dotnet_later) < min(scheduled_at) FILTER (WHERE dotnet_later) FROM procrastinate_jobs WHERE status = 'todo'"));
+
+        var claimed = first.Count;
+        for (var i = 0; i < 10 && claimed < 2_500; i++)
+            claimed += (await connector.FetchJobsAsync(null, worker, 500, CancellationToken.None)).Count;
+        Assert.Equal(2_500, claimed);
+        Assert.Equal(0L, await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo'"));
+    }
+
+    [Fact]
     public async Task The_mark_of_jobs_scheduled_for_later_follows_their_scheduled_time_whatever_statement_writes_it()
     {
         async Task<bool> Later(long id) => await db.ScalarAsync<bool>($"SELECT dotnet_later FROM procrastinate_jobs WHERE id = {id}");

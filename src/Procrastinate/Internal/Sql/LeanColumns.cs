@@ -37,8 +37,15 @@ internal sealed class LeanColumns
     /// <summary>
     /// Sent before <see cref="Claim"/> in its transaction: clears the mark of up to $1 jobs whose
     /// scheduled time has come (<c>procrastinate_lean_promote_due_jobs</c>), so the claim sees them.
+    /// The function is called only when there is such a job: a plain statement tells that for
+    /// less than the call (about 0.05 ms of the server's time per claim in W4, its first
+    /// version, against 0.2 ms for the claim).
     /// </summary>
-    public const string PromoteDueJobs = "SELECT procrastinate_lean_promote_due_jobs($1)";
+    public const string PromoteDueJobs = """
+        SELECT procrastinate_lean_promote_due_jobs($1)
+        WHERE EXISTS (SELECT FROM procrastinate_jobs
+                      WHERE status = 'todo'::procrastinate_job_status AND dotnet_later AND scheduled_at <= now())
+        """;
 
     /// <summary>
     /// The most jobs one claim's <see cref="PromoteDueJobs"/> moves back into the claim's indexes.
