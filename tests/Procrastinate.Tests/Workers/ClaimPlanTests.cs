@@ -214,6 +214,25 @@ public abstract class ClaimPlanTests(DatabaseFixture db) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_claim_takes_the_first_job_of_each_lock_and_none_of_a_running_lock()
+    {
+        // The lock rule (COMPAT.md), as the connector's claim applies it: of each lock, only its
+        // first waiting job (by priority, then id), and nothing of a lock that has a running job.
+        var worker = await RegisterWorkerAsync();
+        await db.ExecAsync($"INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args, status, worker_id) VALUES ('default', 'plan', 'busy', '{{}}', 'doing', {worker})");
+        await db.ExecAsync("INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args) SELECT 'default', 'plan', 'busy', '{}' FROM generate_series(1, 3)");
+        var a1 = await db.ScalarAsync<long>("INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args) VALUES ('default', 'plan', 'A', '{}') RETURNING id");
+        await db.ExecAsync("INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args) SELECT 'default', 'plan', 'A', '{}' FROM generate_series(1, 3)");
+        await db.ExecAsync("INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args) VALUES ('default', 'plan', 'B', '{}')");
+        var b2 = await db.ScalarAsync<long>("INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args, priority) VALUES ('default', 'plan', 'B', '{}', 5) RETURNING id");
+        var free = await db.ScalarAsync<long>("INSERT INTO procrastinate_jobs (queue_name, task_name, args) VALUES ('default', 'plan', '{}') RETURNING id");
+
+        await using var connector = SingleConnectionConnector();
+        var claimed = await connector.FetchJobsAsync(null, worker, 100, CancellationToken.None);
+        Assert.Equal(new[] { a1, b2, free }.Order(), claimed.Select(j => j.Id).Order());
+    }
+
+    [Fact]
     public async Task A_claim_locks_only_the_jobs_it_returns()
     {
         var worker = await RegisterWorkerAsync();
