@@ -819,9 +819,12 @@ public sealed class NpgsqlConnector : Connector
     internal override async ValueTask<TimeSpan?> NextScheduledDelayAsync(string[]? queues, CancellationToken cancellationToken)
     {
         await using var connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = new NpgsqlCommand(SqlQueries.Get("next_scheduled_at"), connection);
-        cmd.Parameters.Add(Nullable(queues, NpgsqlDbType.Array | NpgsqlDbType.Varchar));
-        return await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is TimeSpan delay ? delay : null;
+        return await WithLeanColumnsAsync(connection, async lean =>
+        {
+            await using var cmd = new NpgsqlCommand(lean ? LeanColumns.NextScheduled : SqlQueries.Get("next_scheduled_at"), connection);
+            cmd.Parameters.Add(Nullable(queues, NpgsqlDbType.Array | NpgsqlDbType.Varchar));
+            return await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is TimeSpan delay ? delay : (TimeSpan?)null;
+        }, cancellationToken).ConfigureAwait(false);
     }
 
     internal override async ValueTask<IReadOnlyList<Job>> ListJobsAsync(JobFilter filter, JobPage page, DbTarget target, bool async, CancellationToken cancellationToken)

@@ -371,6 +371,49 @@ public sealed class ClaimPlanLeanTests(LeanDatabaseFixture db) : ClaimPlanTests(
     }
 
     [Fact]
+    public async Task An_idle_worker_learns_when_the_next_job_comes_due_from_the_index_of_marked_jobs()
+    {
+        // The lean layout keeps no index of every scheduled job: the one of the marked jobs,
+        // which holds every job whose time is ahead, tells the idle worker's timer.
+        await db.ExecAsync("INSERT INTO procrastinate_jobs (queue_name, task_name, args, scheduled_at) SELECT 'default', 'plan', '{}', now() + interval '1 hour' + i * interval '1 second' FROM generate_series(1, 2000) AS i");
+        await db.ExecAsync("INSERT INTO procrastinate_jobs (queue_name, task_name, args, scheduled_at) VALUES ('other', 'plan', '{}', now() + interval '10 minutes')");
+        await InsertTodoAsync(2000);
+        await db.ExecAsync("ANALYZE procrastinate_jobs");
+
+        await using var connector = SingleConnectionConnector();
+        var all = await connector.NextScheduledDelayAsync(null, CancellationToken.None);
+        Assert.InRange(all!.Value, TimeSpan.FromMinutes(9), TimeSpan.FromMinutes(10));
+        var mine = await connector.NextScheduledDelayAsync(["default"], CancellationToken.None);
+        Assert.InRange(mine!.Value, TimeSpan.FromMinutes(59), TimeSpan.FromMinutes(60) + TimeSpan.FromSeconds(1));
+        Assert.Null(await connector.NextScheduledDelayAsync(["nothing"], CancellationToken.None));
+
+        await using var connection = await connector.DataSource.OpenConnectionAsync();
+        var plan = await ExplainAsync(connection,
+            $"PREPARE next(character varying[]) AS {LeanColumns.NextScheduled}",
+            "EXPLAIN (COSTS OFF) EXECUTE next(NULL)");
+        Assert.True(plan.Contains("procrastinate_jobs_later_idx_lean", StringComparison.Ordinal), plan);
+        Assert.False(plan.Contains("Seq Scan", StringComparison.Ordinal), plan);
+    }
+
+    [Fact]
+    public async Task An_idle_worker_wakes_when_a_job_scheduled_for_later_comes_due()
+    {
+        await using var app = db.CreateApp();
+        var started = new TaskCompletionSource<DateTimeOffset>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var task = app.Task<SumArgs>("due_soon", _ => started.TrySetResult(DateTimeOffset.UtcNow));
+        using var cts = new CancellationTokenSource();
+        var run = app.RunWorkerAsync(new WorkerOptions { HandleSignals = false, FetchJobPollingInterval = TimeSpan.FromSeconds(60) }, cts.Token);
+        await Task.Delay(500);
+        var dueAt = DateTimeOffset.UtcNow.AddSeconds(1.5);
+        await task.DeferAsync(new SumArgs(1, 1), new DeferOptions { ScheduleAt = dueAt });
+        Assert.True(await db.ScalarAsync<bool>("SELECT dotnet_later FROM procrastinate_jobs"));
+        var at = await started.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        await cts.CancelAsync();
+        await run;
+        Assert.InRange(at - dueAt, TimeSpan.FromMilliseconds(-50), TimeSpan.FromSeconds(2));
+    }
+
+    [Fact]
     public async Task When_more_jobs_come_due_than_one_claim_moves_the_next_claims_move_the_rest_earliest_first()
     {
         // 2,500 jobs come due at once: each claim moves at most LeanColumns.PromoteAtOnce of them

@@ -56,6 +56,14 @@ internal sealed class LeanColumns
     /// </summary>
     public const int PromoteAtOnce = 1_000;
 
+    /// <summary>
+    /// When the next job scheduled for later comes due (queries.sql, next_scheduled_at), read
+    /// from the index of the jobs marked as later, which holds every job whose time is ahead (a
+    /// job is marked when it is written with its time ahead, and loses the mark only once that
+    /// time has come): the lean layout keeps no other index by scheduled time.
+    /// </summary>
+    public static readonly string NextScheduled = Extend(SqlQueries.Get("next_scheduled_at"), "scheduled_at > now()", " AND dotnet_later");
+
     /// <summary>The worker's completion (queries.sql, finish_jobs), which also marks the job's 'deferred' event as written (the trigger writes it).</summary>
     public static readonly string Finish = Extend(SqlQueries.Get("finish_jobs"), "attempts = j.attempts + 1",
         ", dotnet_deferred_event_id = NULL, dotnet_deferred_at = NULL");

@@ -65,9 +65,8 @@ CREATE INDEX procrastinate_jobs_lock_rule_idx_lean
     ON procrastinate_jobs (lock, priority DESC, id)
     WHERE lock IS NOT NULL AND status IN ('todo', 'doing');
 
--- When the next scheduled job is due (an idle worker's timer): only scheduled jobs are in it.
-CREATE INDEX procrastinate_jobs_scheduled_idx_lean
-    ON procrastinate_jobs (scheduled_at) WHERE status = 'todo' AND scheduled_at IS NOT NULL;
+-- When the next scheduled job is due (an idle worker's timer): the index of the jobs marked as
+-- scheduled for later (lean_triggers.sql) serves it.
 
 -- An append-only log read by job id: no primary-key index to maintain per event.
 ALTER TABLE procrastinate_events DROP CONSTRAINT IF EXISTS procrastinate_events_pkey;

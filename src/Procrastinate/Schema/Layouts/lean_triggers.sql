@@ -359,7 +359,10 @@ END;
 $$;
 
 -- The claim's indexes without the jobs scheduled for later (they replace the priority index of
--- the compatible layout and the queue index of revisions 1-4), and those jobs by time.
+-- the compatible layout and the queue index of revisions 1-4), and those jobs by time, which
+-- also tells an idle worker when the next one comes due (LeanColumns.NextScheduled): it replaces
+-- the index of every scheduled job of revisions 1-4, which a claim's move of a job that came due
+-- had to update too.
 CREATE INDEX IF NOT EXISTS procrastinate_jobs_claim_idx_lean
     ON procrastinate_jobs (priority DESC, id) WHERE status = 'todo' AND NOT dotnet_later;
 CREATE INDEX IF NOT EXISTS procrastinate_jobs_queue_claim_idx_lean
@@ -368,6 +371,7 @@ CREATE INDEX IF NOT EXISTS procrastinate_jobs_later_idx_lean
     ON procrastinate_jobs (scheduled_at) WHERE status = 'todo' AND dotnet_later;
 DROP INDEX IF EXISTS procrastinate_jobs_priority_idx_v1;
 DROP INDEX IF EXISTS procrastinate_jobs_queue_idx_lean;
+DROP INDEX IF EXISTS procrastinate_jobs_scheduled_idx_lean;
 
 -- Marks the jobs already scheduled for later, once the lean layout's triggers are in place: at
 -- the end of lean.sql when a database is converted, here when it is brought up to date.
