@@ -38,7 +38,7 @@ public sealed class LayoutTests
             var status = await app.Schema.CheckAsync();
             Assert.True(status.IsUsable);
             Assert.Equal(SchemaLayout.Lean, status.Layout);
-            Assert.Equal("procrastinate_jobs_notify_queue_job_aborted_v1,procrastinate_lean_jobs_deferred_now,procrastinate_lean_jobs_deferred_written,procrastinate_lean_jobs_deleted,procrastinate_lean_jobs_inserted,procrastinate_lean_jobs_later_inserted,procrastinate_lean_jobs_later_updated,procrastinate_lean_jobs_started,procrastinate_lean_jobs_updated,procrastinate_lean_workers_deleted",
+            Assert.Equal("procrastinate_jobs_notify_queue_job_aborted_v1,procrastinate_lean_jobs_deferred_now,procrastinate_lean_jobs_deferred_written,procrastinate_lean_jobs_deleted,procrastinate_lean_jobs_inserted,procrastinate_lean_jobs_later,procrastinate_lean_jobs_started,procrastinate_lean_jobs_updated,procrastinate_lean_workers_deleted",
                 await TriggerNames(cs));
             // The foreign keys checked row by row are gone.
             Assert.Equal(0L, await Scalar<long>(cs,
@@ -295,8 +295,7 @@ public sealed class LayoutTests
             // mark of jobs scheduled for later (revision 5), and the claim indexes of revisions 1-4.
             await using var ds = NpgsqlDataSource.Create(cs);
             await using (var downgrade = ds.CreateCommand($"""
-                DROP TRIGGER procrastinate_lean_jobs_later_inserted ON procrastinate_jobs;
-                DROP TRIGGER procrastinate_lean_jobs_later_updated ON procrastinate_jobs;
+                DROP TRIGGER procrastinate_lean_jobs_later ON procrastinate_jobs;
                 DROP FUNCTION procrastinate_lean_job_later();
                 DROP FUNCTION procrastinate_lean_promote_due_jobs(integer);
                 DROP FUNCTION procrastinate_lean_mark_later_jobs();

@@ -59,6 +59,14 @@ public abstract class ClaimPlanTests(DatabaseFixture db) : IAsyncLifetime
         return (reader.GetInt64(0), reader.GetInt64(1));
     }
 
+    /// <summary>The name of the claim statement the connector prepared on <paramref name="connection"/>.</summary>
+    protected static async Task<string> PreparedClaimAsync(NpgsqlConnection connection)
+    {
+        await using var find = new NpgsqlCommand(
+            $"SELECT name FROM pg_prepared_statements WHERE {ClaimStatement} AND statement NOT LIKE '%pg_prepared_statements%'", connection);
+        return (string)(await find.ExecuteScalarAsync() ?? throw new InvalidOperationException("the claim was not prepared"));
+    }
+
     /// <summary>Runs the statements, the last one an EXPLAIN, and returns the plan's text.</summary>
     protected static async Task<string> ExplainAsync(NpgsqlConnection connection, params string[] statements)
     {
@@ -326,10 +334,7 @@ public sealed class ClaimPlanLeanTests(LeanDatabaseFixture db) : ClaimPlanTests(
 
         // The statement the connector sent, as PostgreSQL runs it.
         await using var connection = await connector.DataSource.OpenConnectionAsync();
-        string claim;
-        await using (var find = new NpgsqlCommand(
-            $"SELECT name FROM pg_prepared_statements WHERE {ClaimStatement} AND statement NOT LIKE '%pg_prepared_statements%'", connection))
-            claim = (string)(await find.ExecuteScalarAsync())!;
+        var claim = await PreparedClaimAsync(connection);
         var plan = await ExplainAsync(connection,
             oneQueue ? "SET plan_cache_mode = force_custom_plan" : "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; SET enable_sort = off",
             "BEGIN",
@@ -396,22 +401,9 @@ public sealed class ClaimPlanLeanTests(LeanDatabaseFixture db) : ClaimPlanTests(
     }
 
     [Fact]
-    public async Task An_idle_worker_wakes_when_a_job_scheduled_for_later_comes_due()
-    {
-        await using var app = db.CreateApp();
-        var started = new TaskCompletionSource<DateTimeOffset>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var task = app.Task<SumArgs>("due_soon", _ => started.TrySetResult(DateTimeOffset.UtcNow));
-        using var cts = new CancellationTokenSource();
-        var run = app.RunWorkerAsync(new WorkerOptions { HandleSignals = false, FetchJobPollingInterval = TimeSpan.FromSeconds(60) }, cts.Token);
-        await Task.Delay(500);
-        var dueAt = DateTimeOffset.UtcNow.AddSeconds(1.5);
-        await task.DeferAsync(new SumArgs(1, 1), new DeferOptions { ScheduleAt = dueAt });
-        Assert.True(await db.ScalarAsync<bool>("SELECT dotnet_later FROM procrastinate_jobs"));
-        var at = await started.Task.WaitAsync(TimeSpan.FromSeconds(20));
-        await cts.CancelAsync();
-        await run;
-        Assert.InRange(at - dueAt, TimeSpan.FromMilliseconds(-50), TimeSpan.FromSeconds(2));
-    }
+    public Task An_idle_worker_wakes_when_a_job_scheduled_for_later_comes_due() =>
+        WorkerTests.AnIdleWorkerWakesWhenAScheduledJobBecomesDueAsync(db,
+            async () => Assert.True(await db.ScalarAsync<bool>("SELECT dotnet_later FROM procrastinate_jobs")));
 
     [Fact]
     public async Task When_more_jobs_come_due_than_one_claim_moves_the_next_claims_move_the_rest_earliest_first()
@@ -499,10 +491,7 @@ public sealed class ClaimPlanLeanTests(LeanDatabaseFixture db) : ClaimPlanTests(
 
         // The statement the connector sent, as PostgreSQL runs it (planned with its queue).
         await using var connection = await connector.DataSource.OpenConnectionAsync();
-        string claim;
-        await using (var find = new NpgsqlCommand(
-            $"SELECT name FROM pg_prepared_statements WHERE {ClaimStatement} AND statement NOT LIKE '%pg_prepared_statements%'", connection))
-            claim = (string)(await find.ExecuteScalarAsync())!;
+        var claim = await PreparedClaimAsync(connection);
         var plan = await ExplainAsync(connection,
             "SET plan_cache_mode = force_custom_plan",
             "BEGIN",

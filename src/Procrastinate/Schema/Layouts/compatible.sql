@@ -26,8 +26,7 @@ DROP TRIGGER IF EXISTS procrastinate_lean_jobs_deferred_written ON procrastinate
 DROP FUNCTION IF EXISTS procrastinate_lean_job_started();
 DROP FUNCTION IF EXISTS procrastinate_lean_job_deferred_clear();
 -- The mark of jobs scheduled for later (revision 5), and what keeps and reads it.
-DROP TRIGGER IF EXISTS procrastinate_lean_jobs_later_inserted ON procrastinate_jobs;
-DROP TRIGGER IF EXISTS procrastinate_lean_jobs_later_updated ON procrastinate_jobs;
+DROP TRIGGER IF EXISTS procrastinate_lean_jobs_later ON procrastinate_jobs;
 DROP FUNCTION IF EXISTS procrastinate_lean_job_later();
 DROP FUNCTION IF EXISTS procrastinate_lean_promote_due_jobs(integer);
 DROP FUNCTION IF EXISTS procrastinate_lean_mark_later_jobs();

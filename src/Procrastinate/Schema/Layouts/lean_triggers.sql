@@ -298,8 +298,8 @@ $$;
 -- claim's indexes leave it out, and an index of its own holds it by time. The worker's claim
 -- first clears the mark of the jobs whose time has come (procrastinate_lean_promote_due_jobs,
 -- in the claim's transaction), so the claim sees them at their place in its order.
--- Row triggers keep the mark; their WHEN clauses call them only when it changes, so an insert or
--- update of a job that is not scheduled for later pays one comparison. The mark can only be late
+-- A row trigger keeps the mark; its WHEN clause calls it only when the mark changes, so an insert
+-- or update of a job that is not scheduled for later pays one comparison. The mark can only be late
 -- in one way: set on a job whose time has come (until a claim clears it); the claim still tests
 -- scheduled_at itself.
 -- Added with its default (no rewrite); jobs already scheduled for later are marked below.
@@ -315,16 +315,9 @@ BEGIN
 END;
 $$;
 
-DROP TRIGGER IF EXISTS procrastinate_lean_jobs_later_inserted ON procrastinate_jobs;
-CREATE TRIGGER procrastinate_lean_jobs_later_inserted
-    BEFORE INSERT ON procrastinate_jobs
-    FOR EACH ROW
-    WHEN (new.dotnet_later IS DISTINCT FROM coalesce(new.scheduled_at > now(), false))
-    EXECUTE FUNCTION procrastinate_lean_job_later();
-
-DROP TRIGGER IF EXISTS procrastinate_lean_jobs_later_updated ON procrastinate_jobs;
-CREATE TRIGGER procrastinate_lean_jobs_later_updated
-    BEFORE UPDATE ON procrastinate_jobs
+DROP TRIGGER IF EXISTS procrastinate_lean_jobs_later ON procrastinate_jobs;
+CREATE TRIGGER procrastinate_lean_jobs_later
+    BEFORE INSERT OR UPDATE ON procrastinate_jobs
     FOR EACH ROW
     WHEN (new.dotnet_later IS DISTINCT FROM coalesce(new.scheduled_at > now(), false))
     EXECUTE FUNCTION procrastinate_lean_job_later();
