@@ -19,7 +19,9 @@
 # before the claims start (on the lean layout they are still marked as later, and the claims
 # move them back, up to 1,000 each; the claims take them first); and jobs of another queue, for
 # the claim of a worker on the free jobs' queue alone, as sent before d6cc528 (the queue in
-# "= ANY") and since (an equality).
+# "= ANY") and since (an equality), and for the claim of a worker on that queue and an empty one,
+# with the queues in "= ANY" (the compatible layout; the lean one before the merged claim) and
+# merged (the lean layout since).
 # Database: PROCRASTINATE_BENCH_DATABASE_URL when set, otherwise this checkout's private cluster
 # (scripts/postgres.sh). It creates and drops the database claim_walk there.
 set -euo pipefail
@@ -53,6 +55,17 @@ any_queue_sql=$(counted_claim "$layout" "ARRAY['default']")
 any_test="(ARRAY['default']::character varying[] IS NULL OR jobs.queue_name = ANY(ARRAY['default']::character varying[]))"
 one_queue_sql=${any_queue_sql/"$any_test"/"jobs.queue_name = (ARRAY['default']::character varying[])[1]"}
 [ "$one_queue_sql" != "$any_queue_sql" ] || { say "queries.sql changed shape: the claim's queue test was not found"; exit 1; }
+# The claim of a worker on the queues 'default' and 'sms': with the queues in "= ANY" (before
+# this change and on the compatible layout), and on the lean layout as ClaimStatements.cs builds
+# it since: one walk of the queue index per queue, merged in the claim's order.
+two_queues="ARRAY['default','sms']::character varying[]"
+two_any_sql=$(counted_claim "$layout" "ARRAY['default','sms']")
+walk() { printf "(SELECT walk.id, walk.priority FROM procrastinate_jobs AS walk WHERE walk.status = 'todo'::procrastinate_job_status AND NOT walk.dotnet_later AND walk.queue_name = (%s)[%s] ORDER BY walk.priority DESC, walk.id)" "$two_queues" "$1"; }
+two_merged_sql=${two_any_sql/"FROM procrastinate_jobs AS jobs"/"FROM ($(walk 1) UNION ALL $(walk 2)) AS merged JOIN procrastinate_jobs AS jobs ON jobs.id = merged.id"}
+two_merged_sql=${two_merged_sql/"($two_queues IS NULL OR jobs.queue_name = ANY($two_queues))"/"jobs.queue_name = ANY($two_queues)"}
+two_merged_sql=${two_merged_sql/"ORDER BY jobs.priority DESC, jobs.id ASC"/"ORDER BY merged.priority DESC, merged.id"}
+case "$two_merged_sql" in *"AS merged JOIN"*"= ANY($two_queues)"*"ORDER BY merged.priority"*) ;;
+  *) say "queries.sql changed shape: the merged claim's substitutions no longer apply"; exit 1 ;; esac
 
 # The settings the connector gives a claim: on all queues one generic plan, no sequential scan,
 # no sort; on given queues a plan made for them each time.
@@ -81,6 +94,13 @@ SELECT pg_sleep(2.5);" ;;
   SELECT 'emails', 'bench_noop', '{}' FROM generate_series(1, $1);"
       options=$given_queues_options
       case "$2" in *ANY*) sql=$any_queue_sql ;; *) sql=$one_queue_sql ;; esac ;;
+    "of another queue; claim on two queues, "*)
+      ahead_sql="INSERT INTO procrastinate_jobs (queue_name, task_name, args)
+  SELECT 'emails', 'bench_noop', '{}' FROM generate_series(1, $1);"
+      case "$2" in
+        *ANY*) sql=$two_any_sql options=$given_queues_options ;;
+        *) [ "$layout" = lean ] || return 0; sql=$two_merged_sql ;;
+      esac ;;
   esac
   # The N jobs first (lower ids, so before the free jobs in the claim's order), then the free jobs.
   fill_jobs 0 1 "" "$ahead_sql
@@ -111,5 +131,7 @@ for round in $(seq 1 "$rounds"); do
     measure "$backlog" "came due a moment ago, no lock"
     measure "$backlog" "of another queue; claim on one queue, = ANY (before d6cc528)"
     measure "$backlog" "of another queue; claim on one queue, = (since d6cc528)"
+    measure "$backlog" "of another queue; claim on two queues, = ANY"
+    measure "$backlog" "of another queue; claim on two queues, merged (lean)"
   done
 done

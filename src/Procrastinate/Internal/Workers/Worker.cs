@@ -87,7 +87,7 @@ internal sealed partial class Worker
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         _options.Validate();
-        _queues = _options.Queues is { Count: > 0 } q ? [.. q] : null;
+        _queues = _options.Queues is { Count: > 0 } q ? [.. q.Distinct(StringComparer.Ordinal)] : null;
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var signals = _options.HandleSignals ? RegisterSignals(stop) : null;
         // From the stop request on, no buffered job starts.
