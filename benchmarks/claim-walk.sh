@@ -19,9 +19,11 @@
 # before the claims start (on the lean layout they are still marked as later, and the claims
 # move them back, up to 1,000 each; the claims take them first); and jobs of another queue, for
 # the claim of a worker on the free jobs' queue alone, as sent before d6cc528 (the queue in
-# "= ANY") and since (an equality), and for the claim of a worker on that queue and an empty one,
-# with the queues in "= ANY" (the compatible layout; the lean one before the merged claim) and
-# merged (the lean layout since).
+# "= ANY"), from d6cc528 to migration 0005 (an equality, planned each time) and since (an
+# equality, one generic plan), and for the claim of a worker on that queue and an empty one,
+# with the queues in "= ANY" (as sent before the merged claim) and merged (since). On the compatible
+# layout the queue index the claims of a worker on given queues read is migration 0005's: the
+# "= ANY" forms there read it too when the planner finds it cheaper.
 # Database: PROCRASTINATE_BENCH_DATABASE_URL when set, otherwise this checkout's private cluster
 # (scripts/postgres.sh). It creates and drops the database claim_walk there.
 set -euo pipefail
@@ -56,11 +58,13 @@ any_test="(ARRAY['default']::character varying[] IS NULL OR jobs.queue_name = AN
 one_queue_sql=${any_queue_sql/"$any_test"/"jobs.queue_name = (ARRAY['default']::character varying[])[1]"}
 [ "$one_queue_sql" != "$any_queue_sql" ] || { say "queries.sql changed shape: the claim's queue test was not found"; exit 1; }
 # The claim of a worker on the queues 'default' and 'sms': with the queues in "= ANY" (before
-# this change and on the compatible layout), and on the lean layout as ClaimStatements.cs builds
-# it since: one walk of the queue index per queue, merged in the claim's order.
+# c45f0f4 on the lean layout, and before migration 0005 on the compatible one), and as
+# ClaimStatements.cs builds it since: one walk of the queue index per queue, merged in the
+# claim's order.
 two_queues="ARRAY['default','sms']::character varying[]"
 two_any_sql=$(counted_claim "$layout" "ARRAY['default','sms']")
-walk() { printf "(SELECT walk.id, walk.priority FROM procrastinate_jobs AS walk WHERE walk.status = 'todo'::procrastinate_job_status AND NOT walk.dotnet_later AND walk.queue_name = (%s)[%s] ORDER BY walk.priority DESC, walk.id)" "$two_queues" "$1"; }
+not_later=""; [ "$layout" = lean ] && not_later=" AND NOT walk.dotnet_later"
+walk() { printf "(SELECT walk.id, walk.priority FROM procrastinate_jobs AS walk WHERE walk.status = 'todo'::procrastinate_job_status%s AND walk.queue_name = (%s)[%s] ORDER BY walk.priority DESC, walk.id)" "$not_later" "$two_queues" "$1"; }
 two_merged_sql=${two_any_sql/"FROM procrastinate_jobs AS jobs"/"FROM ($(walk 1) UNION ALL $(walk 2)) AS merged JOIN procrastinate_jobs AS jobs ON jobs.id = merged.id"}
 two_merged_sql=${two_merged_sql/"($two_queues IS NULL OR jobs.queue_name = ANY($two_queues))"/"jobs.queue_name = ANY($two_queues)"}
 two_merged_sql=${two_merged_sql/"ORDER BY jobs.priority DESC, jobs.id ASC"/"ORDER BY merged.priority DESC, merged.id"}
@@ -93,13 +97,17 @@ SELECT pg_sleep(2.5);" ;;
       ahead_sql="INSERT INTO procrastinate_jobs (queue_name, task_name, args)
   SELECT 'emails', 'bench_noop', '{}' FROM generate_series(1, $1);"
       options=$given_queues_options
-      case "$2" in *ANY*) sql=$any_queue_sql ;; *) sql=$one_queue_sql ;; esac ;;
+      case "$2" in
+        *ANY*) sql=$any_queue_sql ;;
+        *"planned once"*) sql=$one_queue_sql options=$all_queues_options ;;
+        *) sql=$one_queue_sql ;;
+      esac ;;
     "of another queue; claim on two queues, "*)
       ahead_sql="INSERT INTO procrastinate_jobs (queue_name, task_name, args)
   SELECT 'emails', 'bench_noop', '{}' FROM generate_series(1, $1);"
       case "$2" in
         *ANY*) sql=$two_any_sql options=$given_queues_options ;;
-        *) [ "$layout" = lean ] || return 0; sql=$two_merged_sql ;;
+        *) sql=$two_merged_sql ;;
       esac ;;
   esac
   # The N jobs first (lower ids, so before the free jobs in the claim's order), then the free jobs.
@@ -130,8 +138,9 @@ for round in $(seq 1 "$rounds"); do
     measure "$backlog" "scheduled for the next day, no lock"
     measure "$backlog" "came due a moment ago, no lock"
     measure "$backlog" "of another queue; claim on one queue, = ANY (before d6cc528)"
-    measure "$backlog" "of another queue; claim on one queue, = (since d6cc528)"
+    measure "$backlog" "of another queue; claim on one queue, =, planned each time (d6cc528 to 0005)"
+    measure "$backlog" "of another queue; claim on one queue, =, planned once (since 0005)"
     measure "$backlog" "of another queue; claim on two queues, = ANY"
-    measure "$backlog" "of another queue; claim on two queues, merged (lean)"
+    measure "$backlog" "of another queue; claim on two queues, merged"
   done
 done

@@ -489,12 +489,12 @@ public sealed class NpgsqlConnector : Connector
         // Every claim on all queues has the same best plan (queries.sql, fetch_jobs): plan it
         // once, whatever the statistics. PostgreSQL's own choice between a generic and a custom
         // plan averages the cost of every custom plan so far, and after a worker started on an
-        // empty table it planned each claim anew for thousands of claims. So is the lean layout's
-        // merged claim on several queues (ClaimStatements). Other claims for given queues are
+        // empty table it planned each claim anew for thousands of claims. So is the merged claim of
+        // a worker on several queues (ClaimStatements). Other claims for given queues are
         // planned each time, with their queues. The settings last until this batch's implicit
         // transaction ends.
         // The same settings say whether the commit waits for the WAL flush (WorkerOptions.DurableClaims).
-        var settings = new NpgsqlBatchCommand(SqlQueries.Get(ClaimStatements.PlannedOnce(lean, queues) ? "plan_claim_once" : "plan_claim_each_time"));
+        var settings = new NpgsqlBatchCommand(SqlQueries.Get(ClaimStatements.PlannedOnce(queues) ? "plan_claim_once" : "plan_claim_each_time"));
         settings.Parameters.Add(new NpgsqlParameter<bool> { TypedValue = durable });
         batch.BatchCommands.Add(settings);
         if (lean)

@@ -17,6 +17,9 @@ public sealed class LayoutTests
         return (T)(await cmd.ExecuteScalarAsync())!;
     }
 
+    private static Task<bool> HasIndex(string cs, string name) =>
+        Scalar<bool>(cs, $"SELECT to_regclass('{name}') IS NOT NULL");
+
     private static async Task<string> TriggerNames(string cs) => await Scalar<string>(cs,
         "SELECT coalesce(string_agg(tgname, ',' ORDER BY tgname), '') FROM pg_trigger WHERE NOT tgisinternal AND tgname LIKE 'procrastinate%'");
 
@@ -68,9 +71,13 @@ public sealed class LayoutTests
             var before = await task.DeferAsync(new Defer.SumArgs(1, 2));
             Assert.Equal(SchemaLayout.Compatible, (await app.Schema.CheckAsync()).Layout);
 
+            Assert.True(await HasIndex(cs, "procrastinate_dotnet_jobs_queue_claim_idx"));
             var toLean = await app.Schema.ApplyAsync(SchemaLayout.Lean);
             Assert.True(toLean.LayoutChanged);
             Assert.False(toLean.InstalledBase);
+            // The compatible layout's queue index (migration 0005) gives way to the lean layout's.
+            Assert.False(await HasIndex(cs, "procrastinate_dotnet_jobs_queue_claim_idx"));
+            Assert.True(await HasIndex(cs, "procrastinate_jobs_queue_claim_idx_lean"));
             var during = await task.DeferAsync(new Defer.SumArgs(3, 4));
             // A worker that ran jobs and is gone: in the lean layout its ended jobs keep its id.
             await app.RunWorkerAsync(new WorkerOptions { Wait = false, HandleSignals = false });
@@ -86,6 +93,8 @@ public sealed class LayoutTests
             Assert.Equal(6L, await Scalar<long>(cs, "SELECT count(*) FROM procrastinate_events"));
             // The dangling worker id was cleared so that the foreign key holds again.
             Assert.Null((await app.Jobs.GetAsync(during))!.WorkerId);
+            Assert.True(await HasIndex(cs, "procrastinate_dotnet_jobs_queue_claim_idx"));
+            Assert.False(await HasIndex(cs, "procrastinate_jobs_queue_claim_idx_lean"));
 
             // Exactly the contract's catalog again (COMPAT.md section 2).
             await using var ds = NpgsqlDataSource.Create(cs);
@@ -303,7 +312,7 @@ public sealed class LayoutTests
                 CREATE INDEX procrastinate_jobs_priority_idx_v1 ON procrastinate_jobs (priority DESC, id ASC) WHERE status = 'todo';
                 CREATE INDEX procrastinate_jobs_queue_idx_lean ON procrastinate_jobs (queue_name, priority DESC, id) WHERE status = 'todo';
                 UPDATE {SchemaManager.LedgerTable} SET name = '{earlier}' WHERE name = '{SchemaManager.LeanTriggersMarker}';
-                DELETE FROM {SchemaManager.LedgerTable} WHERE name = '0004_dotnet_pending_events';
+                DELETE FROM {SchemaManager.LedgerTable} WHERE name IN ('0004_dotnet_pending_events', '0005_dotnet_queue_claim_index');
                 DROP FUNCTION procrastinate_dotnet_pending_events(bigint[]);
                 DROP TRIGGER procrastinate_lean_jobs_started ON procrastinate_jobs;
                 DROP TRIGGER procrastinate_lean_jobs_deferred_now ON procrastinate_jobs;
@@ -318,17 +327,18 @@ public sealed class LayoutTests
                 await downgrade.ExecuteNonQueryAsync();
             var before = await app.Schema.CheckAsync();
             Assert.Empty(before.UnknownMigrations); // the earlier revision's marker is known
-            Assert.Equal(["0004_dotnet_pending_events"], before.PendingMigrations);
+            Assert.Equal(["0004_dotnet_pending_events", "0005_dotnet_queue_claim_index"], before.PendingMigrations);
 
             var upgraded = await app.Schema.ApplyAsync();
-            Assert.Equal(["0004_dotnet_pending_events", SchemaManager.LeanTriggersMarker], upgraded.AppliedMigrations);
+            Assert.Equal(["0004_dotnet_pending_events", "0005_dotnet_queue_claim_index", SchemaManager.LeanTriggersMarker], upgraded.AppliedMigrations);
             Assert.Equal(5L, await Scalar<long>(cs,
                 "SELECT count(*) FROM pg_attribute WHERE attrelid = 'procrastinate_jobs'::regclass AND attname LIKE 'dotnet_%' AND NOT attisdropped"));
-            // The job scheduled for later is marked, without an event; the claim's indexes are the new ones.
+            // The job scheduled for later is marked, without an event; the claim's indexes are the
+            // new ones (migration 0005 adds none to the lean layout, which has its own queue index).
             Assert.True(await Scalar<bool>(cs, $"SELECT dotnet_later FROM procrastinate_jobs WHERE id = {later}"));
             Assert.Equal(laterEvents, await Scalar<long>(cs, $"SELECT count(*) FROM procrastinate_events WHERE job_id = {later}"));
             Assert.Equal("procrastinate_jobs_claim_idx_lean,procrastinate_jobs_later_idx_lean,procrastinate_jobs_queue_claim_idx_lean", await Scalar<string>(cs,
-                "SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes WHERE tablename = 'procrastinate_jobs' AND indexname IN ('procrastinate_jobs_claim_idx_lean', 'procrastinate_jobs_queue_claim_idx_lean', 'procrastinate_jobs_later_idx_lean', 'procrastinate_jobs_priority_idx_v1', 'procrastinate_jobs_queue_idx_lean')"));
+                "SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes WHERE tablename = 'procrastinate_jobs' AND indexname IN ('procrastinate_jobs_claim_idx_lean', 'procrastinate_jobs_queue_claim_idx_lean', 'procrastinate_jobs_later_idx_lean', 'procrastinate_jobs_priority_idx_v1', 'procrastinate_jobs_queue_idx_lean', 'procrastinate_dotnet_jobs_queue_claim_idx')"));
             Assert.Contains("dotnet_started_event_id", await Scalar<string>(cs,
                 "SELECT pg_get_functiondef('procrastinate_dotnet_pending_events'::regproc)"), StringComparison.Ordinal);
             Assert.Equal(SchemaLayout.Lean, upgraded.Layout);

@@ -8,7 +8,8 @@ namespace Procrastinate.Tests.Workers;
 /// <summary>
 /// The claim (fetch_jobs) is planned once and for all: its generic plan walks the priority index
 /// and looks the claimed rows up by primary key, the connector makes PostgreSQL use that plan
-/// for claims on all queues (claims on given queues are planned each time, with their queues),
+/// for claims on all queues (and the generic plans of the claims on one queue and on several,
+/// which walk the index by queue; only a claim "= ANY" is planned each time, with its queues),
 /// and the candidate scan, whose limit is a constant, still locks only the rows the claim returns. With "LIMIT $3", PostgreSQL planned every claim anew
 /// (about 0.24 ms each), because the generic plan, costed for an unknown limit, hashed the
 /// whole job table.
@@ -48,6 +49,9 @@ public abstract class ClaimPlanTests(DatabaseFixture db) : IAsyncLifetime
 
     /// <summary>The index the claim on all queues walks: Procrastinate's priority index, or on the lean layout the one without the jobs scheduled for later.</summary>
     private string PriorityIndex => Lean ? "procrastinate_jobs_claim_idx_lean" : "procrastinate_jobs_priority_idx_v1";
+
+    /// <summary>The index of each queue's waiting jobs in the claim's order: the lean layout's, or the compatible layout's .NET addition (migration 0005).</summary>
+    private string QueueIndex => Lean ? "procrastinate_jobs_queue_claim_idx_lean" : "procrastinate_dotnet_jobs_queue_claim_idx";
 
     /// <summary>How often PostgreSQL used a generic and a custom plan for the claim this connector prepared.</summary>
     protected static async Task<(long Generic, long Custom)> ClaimPlanCountsAsync(NpgsqlConnector connector)
@@ -116,14 +120,34 @@ public abstract class ClaimPlanTests(DatabaseFixture db) : IAsyncLifetime
         Assert.Equal(0, custom);
     }
 
-    [Fact]
-    public async Task Claims_on_given_queues_are_planned_each_time_with_their_queues()
+    [Theory]
+    [InlineData("default")]
+    [InlineData("default,emails")]
+    public async Task Claims_on_one_queue_or_several_use_the_generic_plan_from_the_first(string queues)
     {
+        // Each has one best plan since both layouts have an index by queue, priority and id: the
+        // walk of that index, or a merge of one walk per queue (ClaimStatements).
         var worker = await RegisterWorkerAsync();
         await InsertTodoAsync(200);
         await using var connector = SingleConnectionConnector();
         for (var i = 0; i < 12; i++)
-            Assert.Equal(5, (await connector.FetchJobsAsync(["default"], worker, 5, CancellationToken.None)).Count);
+            Assert.Equal(5, (await connector.FetchJobsAsync(queues.Split(','), worker, 5, CancellationToken.None)).Count);
+
+        var (generic, custom) = await ClaimPlanCountsAsync(connector);
+        Assert.True(generic >= 5, $"generic plans: {generic}");
+        Assert.Equal(0, custom);
+    }
+
+    [Fact]
+    public async Task Claims_on_a_queue_list_the_claim_does_not_merge_are_planned_each_time_with_their_queues()
+    {
+        // A list with a repeat (or of more queues than ClaimStatements.MaxMergedQueues) is claimed
+        // with "queue_name = ANY (...)", whose best plan depends on the queues.
+        var worker = await RegisterWorkerAsync();
+        await InsertTodoAsync(200);
+        await using var connector = SingleConnectionConnector();
+        for (var i = 0; i < 12; i++)
+            Assert.Equal(5, (await connector.FetchJobsAsync(["default", "emails", "default"], worker, 5, CancellationToken.None)).Count);
 
         var (generic, custom) = await ClaimPlanCountsAsync(connector);
         Assert.Equal(0, generic);
@@ -301,6 +325,179 @@ public abstract class ClaimPlanTests(DatabaseFixture db) : IAsyncLifetime
             await run;
         }
     }
+
+    [Fact]
+    public async Task A_claim_on_one_queue_reads_that_queues_jobs_through_the_queue_index()
+    {
+        // 20,000 jobs of another queue come first in the priority order, then 10,000 of the
+        // worker's. With "queue_name = ANY (...)" PostgreSQL walked the priority index past the
+        // other queue's 20,000 (its statistics do not tell that they come first); the claim of a
+        // worker on one queue names it with an equality, which the queue index serves in order
+        // (the lean layout's; on the compatible layout the .NET addition of migration 0005).
+        var worker = await RegisterWorkerAsync();
+        await db.ExecAsync("INSERT INTO procrastinate_jobs (queue_name, task_name, args) SELECT 'emails', 'plan', '{}' FROM generate_series(1, 20000)");
+        await db.ExecAsync("INSERT INTO procrastinate_jobs (queue_name, task_name, args) SELECT 'default', 'plan', '{}' FROM generate_series(1, 10000)");
+        await db.ExecAsync("ANALYZE procrastinate_jobs");
+
+        // Claims enough for Npgsql to prepare the statement, so that it can be read back.
+        await using var connector = SingleConnectionConnector();
+        for (var i = 0; i < 6; i++)
+        {
+            var jobs = await connector.FetchJobsAsync(["default"], worker, 10, CancellationToken.None);
+            Assert.Equal(10, jobs.Count);
+            Assert.All(jobs, j => Assert.Equal("default", j.Queue));
+        }
+
+        // The statement the connector sent, as PostgreSQL runs it (one generic plan).
+        await using var connection = await connector.DataSource.OpenConnectionAsync();
+        var claim = await PreparedClaimAsync(connection);
+        var plan = await ExplainAsync(connection,
+            "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; SET enable_sort = off",
+            "BEGIN",
+            $"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE {claim}('{{default}}', {worker}, 10)");
+        await using (var rollback = new NpgsqlCommand("ROLLBACK", connection))
+            await rollback.ExecuteNonQueryAsync();
+
+        Assert.True(plan.Contains(QueueIndex, StringComparison.Ordinal), plan);
+        Assert.DoesNotContain("Rows Removed by Filter: 20000", plan, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)]
+    public async Task A_claim_on_several_queues_merges_one_walk_per_queue_and_reads_no_other_queue(int queueCount)
+    {
+        // 20,000 jobs of another queue come first in the priority order, then the worker's queues'
+        // jobs, of several priorities. With "queue_name = ANY (...)" the claim walked the priority
+        // index past the other queue's 20,000 (58-63 ms per claim of 100 with 200,000); the claim
+        // on several queues merges one walk of the queue index per queue, in the claim's order.
+        var worker = await RegisterWorkerAsync();
+        string[] queues = [.. new[] { "emails", "sms", "push" }.Take(queueCount)];
+        await db.ExecAsync("INSERT INTO procrastinate_jobs (queue_name, task_name, args, priority) SELECT 'bulk', 'plan', '{}', 9 FROM generate_series(1, 20000)");
+        await db.ExecAsync("""
+            INSERT INTO procrastinate_jobs (queue_name, task_name, args, priority)
+            SELECT (ARRAY['emails', 'sms', 'push'])[1 + i % 3], 'plan', '{}', i % 4 FROM generate_series(1, 600) AS i
+            """);
+        await db.ExecAsync("ANALYZE procrastinate_jobs");
+        var expected = new List<long>();
+        await using (var conn = await db.DataSource.OpenConnectionAsync())
+        await using (var cmd = new NpgsqlCommand(
+            "SELECT id FROM procrastinate_jobs WHERE status = 'todo' AND queue_name = ANY($1) ORDER BY priority DESC, id LIMIT 60", conn))
+        {
+            cmd.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = queues });
+            await using var reader = await cmd.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
+                expected.Add(reader.GetInt64(0));
+        }
+
+        // Six claims of 10 take the first 60 jobs of the worker's queues, in the claim's order.
+        await using var connector = SingleConnectionConnector();
+        var claimed = new List<long>();
+        for (var i = 0; i < 6; i++)
+        {
+            var jobs = await connector.FetchJobsAsync(queues, worker, 10, CancellationToken.None);
+            Assert.Equal(10, jobs.Count);
+            Assert.All(jobs, j => Assert.Contains(j.Queue, queues));
+            claimed.AddRange(jobs.Select(j => j.Id));
+        }
+        Assert.Equal(expected, claimed);
+
+        // One generic plan from the first claim, as for the claim on all queues.
+        var (generic, custom) = await ClaimPlanCountsAsync(connector);
+        Assert.True(generic >= 1, $"generic plans: {generic}");
+        Assert.Equal(0, custom);
+
+        // The statement the connector sent, as PostgreSQL runs it.
+        await using var connection = await connector.DataSource.OpenConnectionAsync();
+        var claim = await PreparedClaimAsync(connection);
+        var plan = await ExplainAsync(connection,
+            "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; SET enable_sort = off",
+            "BEGIN",
+            $"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE {claim}('{{{string.Join(',', queues)}}}', {worker}, 10)");
+        await using (var rollback = new NpgsqlCommand("ROLLBACK", connection))
+            await rollback.ExecuteNonQueryAsync();
+
+        Assert.True(plan.Contains("Merge Append", StringComparison.Ordinal), plan);
+        Assert.Equal(queueCount, System.Text.RegularExpressions.Regex.Matches(plan, QueueIndex).Count);
+        Assert.DoesNotMatch(@"(?m)^\s*(->\s+)?(Incremental )?Sort(?! Key)", plan);
+        Assert.Matches(@"Update on procrastinate_jobs j \(actual rows=10 loops=1\)", plan);
+        // No node read the other queue's jobs.
+        var rows = System.Text.RegularExpressions.Regex.Matches(plan, @"(?:actual rows|Rows Removed by Filter)[=:] ?(\d+)")
+            .Select(m => int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
+        Assert.True(rows.All(n => n < 1000), plan);
+    }
+
+    [Fact]
+    public async Task A_claim_on_several_queues_keeps_the_lock_rule_across_them_and_passes_over_rows_others_locked()
+    {
+        // The merged claim tests each candidate as the claim on all queues does: the lock rule
+        // holds across queues, and a row another transaction holds is passed over (SKIP LOCKED)
+        // while the claim goes on to the next ones.
+        var worker = await RegisterWorkerAsync();
+        await db.ExecAsync($"INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args, status, worker_id) VALUES ('sms', 'plan', 'busy', '{{}}', 'doing', {worker})");
+        await db.ExecAsync("INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args, priority) VALUES ('emails', 'plan', 'busy', '{}', 5)");
+        var a1 = await db.ScalarAsync<long>("INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args) VALUES ('emails', 'plan', 'A', '{}') RETURNING id");
+        await db.ExecAsync("INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args) VALUES ('sms', 'plan', 'A', '{}')");
+        var b2 = await db.ScalarAsync<long>("INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args, priority) VALUES ('sms', 'plan', 'B', '{}', 3) RETURNING id");
+        await db.ExecAsync("INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args) VALUES ('emails', 'plan', 'B', '{}')");
+        var held = await db.ScalarAsync<long>("INSERT INTO procrastinate_jobs (queue_name, task_name, args, priority) VALUES ('emails', 'plan', '{}', 9) RETURNING id");
+        var free = new List<long>();
+        for (var i = 0; i < 4; i++)
+            free.Add(await db.ScalarAsync<long>($"INSERT INTO procrastinate_jobs (queue_name, task_name, args) VALUES ('{(i % 2 == 0 ? "sms" : "emails")}', 'plan', '{{}}') RETURNING id"));
+        await db.ExecAsync("INSERT INTO procrastinate_jobs (queue_name, task_name, args, priority) VALUES ('bulk', 'plan', '{}', 9)");
+
+        await using var holder = await db.DataSource.OpenConnectionAsync();
+        await using var tx = await holder.BeginTransactionAsync();
+        await using (var hold = new NpgsqlCommand($"SELECT id FROM procrastinate_jobs WHERE id = {held} FOR UPDATE", holder, tx))
+            await hold.ExecuteScalarAsync();
+
+        await using var connector = SingleConnectionConnector();
+        var claimed = await connector.FetchJobsAsync(["emails", "sms"], worker, 100, CancellationToken.None);
+        Assert.Equal(new[] { a1, b2 }.Concat(free).Order(), claimed.Select(j => j.Id).Order());
+        await tx.RollbackAsync();
+
+        var next = await connector.FetchJobsAsync(["sms", "emails"], worker, 100, CancellationToken.None);
+        Assert.Equal([held], next.Select(j => j.Id));
+    }
+
+    [Fact]
+    public async Task A_claim_on_several_queues_locks_only_the_jobs_it_returns()
+    {
+        var worker = await RegisterWorkerAsync();
+        await db.ExecAsync("INSERT INTO procrastinate_jobs (queue_name, task_name, args) SELECT (ARRAY['emails', 'sms'])[1 + i % 2], 'plan', '{}' FROM generate_series(1, 100) AS i");
+
+        await using var claimer = await db.DataSource.OpenConnectionAsync();
+        await using var tx = await claimer.BeginTransactionAsync();
+        await using (var settings = new NpgsqlCommand("SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off", claimer, tx))
+            await settings.ExecuteNonQueryAsync();
+        await using (var claim = new NpgsqlCommand(ClaimStatements.For(Lean, ["emails", "sms"]), claimer, tx))
+        {
+            claim.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = ["emails", "sms"], NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Varchar });
+            claim.Parameters.Add(new NpgsqlParameter<long> { TypedValue = worker });
+            claim.Parameters.Add(new NpgsqlParameter<int> { TypedValue = 5 });
+            var claimed = 0;
+            await using (var reader = await claim.ExecuteReaderAsync())
+                while (await reader.ReadAsync())
+                    claimed++;
+            Assert.Equal(5, claimed);
+        }
+
+        var lockable = await db.ScalarAsync<long>(
+            "SELECT count(*) FROM (SELECT id FROM procrastinate_jobs WHERE status = 'todo' FOR UPDATE SKIP LOCKED) AS s");
+        Assert.Equal(95L, lockable);
+        await tx.RollbackAsync();
+    }
+
+    [Fact]
+    public async Task A_queue_named_twice_is_claimed_once()
+    {
+        var worker = await RegisterWorkerAsync();
+        await InsertTodoAsync(10);
+        await using var connector = SingleConnectionConnector();
+        var claimed = await connector.FetchJobsAsync(["default", "default"], worker, 100, CancellationToken.None);
+        Assert.Equal(10, claimed.Select(j => j.Id).Distinct().Count());
+        Assert.Equal(10, claimed.Count);
+    }
 }
 
 public sealed class ClaimPlanCompatibleTests(DatabaseFixture db) : ClaimPlanTests(db), IClassFixture<DatabaseFixture>;
@@ -336,7 +533,7 @@ public sealed class ClaimPlanLeanTests(LeanDatabaseFixture db) : ClaimPlanTests(
         await using var connection = await connector.DataSource.OpenConnectionAsync();
         var claim = await PreparedClaimAsync(connection);
         var plan = await ExplainAsync(connection,
-            oneQueue ? "SET plan_cache_mode = force_custom_plan" : "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; SET enable_sort = off",
+            "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; SET enable_sort = off",
             "BEGIN",
             $"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE {claim}({(oneQueue ? "'{default}'" : "NULL")}, {worker}, 10)");
         await using (var rollback = new NpgsqlCommand("ROLLBACK", connection))
@@ -466,177 +663,5 @@ public sealed class ClaimPlanLeanTests(LeanDatabaseFixture db) : ClaimPlanTests(
         Assert.False(await Later(run.Id));
         await connector.RetryJobManuallyAsync(run.Id, DateTimeOffset.UtcNow.AddHours(1), null, null, null, default, async: true, CancellationToken.None);
         Assert.True(await Later(run.Id));
-    }
-
-    [Fact]
-    public async Task A_claim_on_one_queue_reads_that_queues_jobs_through_the_queue_index()
-    {
-        // 20,000 jobs of another queue come first in the priority order, then 10,000 of the
-        // worker's. With "queue_name = ANY (...)" PostgreSQL walked the priority index past the
-        // other queue's 20,000 (its statistics do not tell that they come first); the claim of a
-        // worker on one queue names it with an equality, which the queue index serves in order.
-        var worker = await RegisterWorkerAsync();
-        await db.ExecAsync("INSERT INTO procrastinate_jobs (queue_name, task_name, args) SELECT 'emails', 'plan', '{}' FROM generate_series(1, 20000)");
-        await db.ExecAsync("INSERT INTO procrastinate_jobs (queue_name, task_name, args) SELECT 'default', 'plan', '{}' FROM generate_series(1, 10000)");
-        await db.ExecAsync("ANALYZE procrastinate_jobs");
-
-        // Claims enough for Npgsql to prepare the statement, so that it can be read back.
-        await using var connector = SingleConnectionConnector();
-        for (var i = 0; i < 6; i++)
-        {
-            var jobs = await connector.FetchJobsAsync(["default"], worker, 10, CancellationToken.None);
-            Assert.Equal(10, jobs.Count);
-            Assert.All(jobs, j => Assert.Equal("default", j.Queue));
-        }
-
-        // The statement the connector sent, as PostgreSQL runs it (planned with its queue).
-        await using var connection = await connector.DataSource.OpenConnectionAsync();
-        var claim = await PreparedClaimAsync(connection);
-        var plan = await ExplainAsync(connection,
-            "SET plan_cache_mode = force_custom_plan",
-            "BEGIN",
-            $"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE {claim}('{{default}}', {worker}, 10)");
-        await using (var rollback = new NpgsqlCommand("ROLLBACK", connection))
-            await rollback.ExecuteNonQueryAsync();
-
-        Assert.True(plan.Contains("procrastinate_jobs_queue_claim_idx_lean", StringComparison.Ordinal), plan);
-        Assert.DoesNotContain("Rows Removed by Filter: 20000", plan, StringComparison.Ordinal);
-    }
-
-    [Theory]
-    [InlineData(2)]
-    [InlineData(3)]
-    public async Task A_claim_on_several_queues_merges_one_walk_per_queue_and_reads_no_other_queue(int queueCount)
-    {
-        // 20,000 jobs of another queue come first in the priority order, then the worker's queues'
-        // jobs, of several priorities. With "queue_name = ANY (...)" the claim walked the priority
-        // index past the other queue's 20,000 (49-57 ms per claim of 100 with 200,000); the lean
-        // claim on several queues merges one walk of the queue index per queue, in the claim's order.
-        var worker = await RegisterWorkerAsync();
-        string[] queues = [.. new[] { "emails", "sms", "push" }.Take(queueCount)];
-        await db.ExecAsync("INSERT INTO procrastinate_jobs (queue_name, task_name, args, priority) SELECT 'bulk', 'plan', '{}', 9 FROM generate_series(1, 20000)");
-        await db.ExecAsync("""
-            INSERT INTO procrastinate_jobs (queue_name, task_name, args, priority)
-            SELECT (ARRAY['emails', 'sms', 'push'])[1 + i % 3], 'plan', '{}', i % 4 FROM generate_series(1, 600) AS i
-            """);
-        await db.ExecAsync("ANALYZE procrastinate_jobs");
-        var expected = new List<long>();
-        await using (var conn = await db.DataSource.OpenConnectionAsync())
-        await using (var cmd = new NpgsqlCommand(
-            "SELECT id FROM procrastinate_jobs WHERE status = 'todo' AND queue_name = ANY($1) ORDER BY priority DESC, id LIMIT 60", conn))
-        {
-            cmd.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = queues });
-            await using var reader = await cmd.ExecuteReaderAsync();
-            while (await reader.ReadAsync())
-                expected.Add(reader.GetInt64(0));
-        }
-
-        // Six claims of 10 take the first 60 jobs of the worker's queues, in the claim's order.
-        await using var connector = SingleConnectionConnector();
-        var claimed = new List<long>();
-        for (var i = 0; i < 6; i++)
-        {
-            var jobs = await connector.FetchJobsAsync(queues, worker, 10, CancellationToken.None);
-            Assert.Equal(10, jobs.Count);
-            Assert.All(jobs, j => Assert.Contains(j.Queue, queues));
-            claimed.AddRange(jobs.Select(j => j.Id));
-        }
-        Assert.Equal(expected, claimed);
-
-        // One generic plan from the first claim, as for the claim on all queues.
-        var (generic, custom) = await ClaimPlanCountsAsync(connector);
-        Assert.True(generic >= 1, $"generic plans: {generic}");
-        Assert.Equal(0, custom);
-
-        // The statement the connector sent, as PostgreSQL runs it.
-        await using var connection = await connector.DataSource.OpenConnectionAsync();
-        var claim = await PreparedClaimAsync(connection);
-        var plan = await ExplainAsync(connection,
-            "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; SET enable_sort = off",
-            "BEGIN",
-            $"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE {claim}('{{{string.Join(',', queues)}}}', {worker}, 10)");
-        await using (var rollback = new NpgsqlCommand("ROLLBACK", connection))
-            await rollback.ExecuteNonQueryAsync();
-
-        Assert.True(plan.Contains("Merge Append", StringComparison.Ordinal), plan);
-        Assert.Equal(queueCount, System.Text.RegularExpressions.Regex.Matches(plan, "procrastinate_jobs_queue_claim_idx_lean").Count);
-        Assert.DoesNotMatch(@"(?m)^\s*(->\s+)?(Incremental )?Sort(?! Key)", plan);
-        Assert.Matches(@"Update on procrastinate_jobs j \(actual rows=10 loops=1\)", plan);
-        // No node read the other queue's jobs.
-        var rows = System.Text.RegularExpressions.Regex.Matches(plan, @"(?:actual rows|Rows Removed by Filter)[=:] ?(\d+)")
-            .Select(m => int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
-        Assert.True(rows.All(n => n < 1000), plan);
-    }
-
-    [Fact]
-    public async Task A_claim_on_several_queues_keeps_the_lock_rule_across_them_and_passes_over_rows_others_locked()
-    {
-        // The merged claim tests each candidate as the claim on all queues does: the lock rule
-        // holds across queues, and a row another transaction holds is passed over (SKIP LOCKED)
-        // while the claim goes on to the next ones.
-        var worker = await RegisterWorkerAsync();
-        await db.ExecAsync($"INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args, status, worker_id) VALUES ('sms', 'plan', 'busy', '{{}}', 'doing', {worker})");
-        await db.ExecAsync("INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args, priority) VALUES ('emails', 'plan', 'busy', '{}', 5)");
-        var a1 = await db.ScalarAsync<long>("INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args) VALUES ('emails', 'plan', 'A', '{}') RETURNING id");
-        await db.ExecAsync("INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args) VALUES ('sms', 'plan', 'A', '{}')");
-        var b2 = await db.ScalarAsync<long>("INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args, priority) VALUES ('sms', 'plan', 'B', '{}', 3) RETURNING id");
-        await db.ExecAsync("INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args) VALUES ('emails', 'plan', 'B', '{}')");
-        var held = await db.ScalarAsync<long>("INSERT INTO procrastinate_jobs (queue_name, task_name, args, priority) VALUES ('emails', 'plan', '{}', 9) RETURNING id");
-        var free = new List<long>();
-        for (var i = 0; i < 4; i++)
-            free.Add(await db.ScalarAsync<long>($"INSERT INTO procrastinate_jobs (queue_name, task_name, args) VALUES ('{(i % 2 == 0 ? "sms" : "emails")}', 'plan', '{{}}') RETURNING id"));
-        await db.ExecAsync("INSERT INTO procrastinate_jobs (queue_name, task_name, args, priority) VALUES ('bulk', 'plan', '{}', 9)");
-
-        await using var holder = await db.DataSource.OpenConnectionAsync();
-        await using var tx = await holder.BeginTransactionAsync();
-        await using (var hold = new NpgsqlCommand($"SELECT id FROM procrastinate_jobs WHERE id = {held} FOR UPDATE", holder, tx))
-            await hold.ExecuteScalarAsync();
-
-        await using var connector = SingleConnectionConnector();
-        var claimed = await connector.FetchJobsAsync(["emails", "sms"], worker, 100, CancellationToken.None);
-        Assert.Equal(new[] { a1, b2 }.Concat(free).Order(), claimed.Select(j => j.Id).Order());
-        await tx.RollbackAsync();
-
-        var next = await connector.FetchJobsAsync(["sms", "emails"], worker, 100, CancellationToken.None);
-        Assert.Equal([held], next.Select(j => j.Id));
-    }
-
-    [Fact]
-    public async Task A_claim_on_several_queues_locks_only_the_jobs_it_returns()
-    {
-        var worker = await RegisterWorkerAsync();
-        await db.ExecAsync("INSERT INTO procrastinate_jobs (queue_name, task_name, args) SELECT (ARRAY['emails', 'sms'])[1 + i % 2], 'plan', '{}' FROM generate_series(1, 100) AS i");
-
-        await using var claimer = await db.DataSource.OpenConnectionAsync();
-        await using var tx = await claimer.BeginTransactionAsync();
-        await using (var settings = new NpgsqlCommand("SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off", claimer, tx))
-            await settings.ExecuteNonQueryAsync();
-        await using (var claim = new NpgsqlCommand(ClaimStatements.For(lean: true, ["emails", "sms"]), claimer, tx))
-        {
-            claim.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = ["emails", "sms"], NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Varchar });
-            claim.Parameters.Add(new NpgsqlParameter<long> { TypedValue = worker });
-            claim.Parameters.Add(new NpgsqlParameter<int> { TypedValue = 5 });
-            var claimed = 0;
-            await using (var reader = await claim.ExecuteReaderAsync())
-                while (await reader.ReadAsync())
-                    claimed++;
-            Assert.Equal(5, claimed);
-        }
-
-        var lockable = await db.ScalarAsync<long>(
-            "SELECT count(*) FROM (SELECT id FROM procrastinate_jobs WHERE status = 'todo' FOR UPDATE SKIP LOCKED) AS s");
-        Assert.Equal(95L, lockable);
-        await tx.RollbackAsync();
-    }
-
-    [Fact]
-    public async Task A_queue_named_twice_is_claimed_once()
-    {
-        var worker = await RegisterWorkerAsync();
-        await InsertTodoAsync(10);
-        await using var connector = SingleConnectionConnector();
-        var claimed = await connector.FetchJobsAsync(["default", "default"], worker, 100, CancellationToken.None);
-        Assert.Equal(10, claimed.Select(j => j.Id).Distinct().Count());
-        Assert.Equal(10, claimed.Count);
     }
 }

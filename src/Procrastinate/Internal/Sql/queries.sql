@@ -84,7 +84,8 @@ LIMIT 1;
 -- because its generic plan, costed for an unknown limit (10 % of the rows), hashed the whole
 -- table. The candidates are pulled, and locked, only as far as the outer limit reads them:
 -- SKIP LOCKED and LIMIT as before. A worker on one queue sends it with "jobs.queue_name =
--- ($1::character varying[])[1]" in place of the queue test (ClaimStatements).
+-- ($1::character varying[])[1]" in place of the queue test, and a worker on several queues with
+-- a merge of one walk per queue in place of the scan (ClaimStatements).
 WITH candidate AS (
     SELECT jobs.id
     FROM procrastinate_jobs AS jobs
@@ -140,13 +141,15 @@ WHERE j.worker_id = $1 AND j.status = 'doing'::procrastinate_job_status AND j.id
 ORDER BY j.priority DESC, j.id;
 
 -- name: plan_claim_once
--- Sent before fetch_jobs for all queues, in the same implicit transaction, so only for that
--- statement (NpgsqlConnector.FetchJobsAsync). One generic plan for every call, and one that does
+-- Sent before fetch_jobs for all queues, one queue, or several merged (ClaimStatements.PlannedOnce),
+-- in the same implicit transaction, so only for that statement (NpgsqlConnector.FetchJobsAsync).
+-- One generic plan for every call, and one that does
 -- not depend on the statistics of the moment it was made: a plan made while the table was
 -- empty (a worker started before the first defer) sorted a scan of the whole table, and was
 -- kept as the table grew (123 ms per claim at a million jobs). Without sequential scans and
--- sorts the planner has one sensible plan left: the priority index in order, the primary key
--- for the claimed rows, the trace table's key for their trace context.
+-- sorts the planner has one sensible plan left: the priority index in order (for given queues,
+-- the index by queue, priority and id), the primary key for the claimed rows, the trace table's
+-- key for their trace context.
 -- $1: whether the claim's commit waits for the WAL flush. Unless the worker's claims are durable
 -- (WorkerOptions.DurableClaims), it does not, for this transaction only: the claim is visible to
 -- every other session at once, as any commit; only a crash of the server before the flush (at
@@ -158,7 +161,8 @@ SELECT set_config('plan_cache_mode', 'force_generic_plan', true),
        set_config('synchronous_commit', CASE WHEN $1 THEN current_setting('synchronous_commit') ELSE 'off' END, true);
 
 -- name: plan_claim_each_time
--- Sent before fetch_jobs for given queues, the same way. Their best plan depends on the queues
+-- Sent before fetch_jobs with "= ANY" for given queues (a list ClaimStatements does not merge:
+-- more than 32 queues, or a repeat), the same way. Its best plan depends on the queues
 -- (a small queue among the waiting jobs of others is best read through the queue index), so
 -- each claim is planned with its queues and the statistics of the moment, as PostgreSQL does
 -- for unprepared statements; it never keeps a generic plan made at another time (say, on an
