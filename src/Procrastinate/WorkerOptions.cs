@@ -6,7 +6,12 @@ public sealed record WorkerOptions
     /// <summary>The worker's name, used in logs and in the job context. Default <c>worker</c>.</summary>
     public string Name { get; init; } = "worker";
 
-    /// <summary>The queues to serve; <c>null</c> or empty means every queue.</summary>
+    /// <summary>
+    /// The queues to serve; <c>null</c> or empty means every queue. A name given twice counts
+    /// once. The worker's claims read the waiting jobs of these queues alone, through an index by
+    /// queue (up to 32 queues; with more, a claim may pass over other queues' jobs that come first
+    /// in the order of priority and id).
+    /// </summary>
     public IReadOnlyList<string>? Queues { get; init; }
 
     /// <summary>How many jobs run at once. Default 1.</summary>

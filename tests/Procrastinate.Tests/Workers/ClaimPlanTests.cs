@@ -474,6 +474,37 @@ public abstract class ClaimPlanTests(DatabaseFixture db) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Concurrent_claims_on_several_queues_take_every_job_exactly_once()
+    {
+        // Four workers claim at once through the merge: a candidate another claim locked is
+        // passed over, and one it claimed meanwhile fails the claim's test on the row's latest
+        // version, so no job is taken twice and none is left.
+        var workers = new long[4];
+        for (var i = 0; i < workers.Length; i++)
+            workers[i] = await RegisterWorkerAsync();
+        await db.ExecAsync("INSERT INTO procrastinate_jobs (queue_name, task_name, args, priority) SELECT (ARRAY['emails', 'sms', 'bulk'])[1 + i % 3], 'plan', '{}', i % 3 FROM generate_series(1, 3000) AS i");
+
+        var claimed = await Task.WhenAll(workers.Select(async worker =>
+        {
+            await using var connector = new NpgsqlConnector(db.ConnectionString);
+            var mine = new List<Job>();
+            while (true)
+            {
+                var jobs = await connector.FetchJobsAsync(["sms", "emails"], worker, 25, CancellationToken.None);
+                if (jobs.Count == 0)
+                    return mine;
+                mine.AddRange(jobs);
+            }
+        }));
+
+        var all = claimed.SelectMany(j => j).ToList();
+        Assert.Equal(2000, all.Count);
+        Assert.Equal(2000, all.Select(j => j.Id).Distinct().Count());
+        Assert.All(all, j => Assert.NotEqual("bulk", j.Queue));
+        Assert.Equal(1000L, await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo'"));
+    }
+
+    [Fact]
     public async Task A_queue_named_twice_is_claimed_once()
     {
         var worker = await RegisterWorkerAsync();
