@@ -489,10 +489,10 @@ public sealed class NpgsqlConnector : Connector
         // Every claim on all queues has the same best plan (queries.sql, fetch_jobs): plan it
         // once, whatever the statistics. PostgreSQL's own choice between a generic and a custom
         // plan averages the cost of every custom plan so far, and after a worker started on an
-        // empty table it planned each claim anew for thousands of claims. So is the merged claim of
-        // a worker on several queues (ClaimStatements). Other claims for given queues are
-        // planned each time, with their queues. The settings last until this batch's implicit
-        // transaction ends.
+        // empty table it planned each claim anew for thousands of claims. So are the claims of a
+        // worker on one queue and the merged claim of one on several (ClaimStatements.PlannedOnce);
+        // only a claim with its queues in "= ANY" is planned each time, with its queues. The
+        // settings last until this batch's implicit transaction ends.
         // The same settings say whether the commit waits for the WAL flush (WorkerOptions.DurableClaims).
         var settings = new NpgsqlBatchCommand(SqlQueries.Get(ClaimStatements.PlannedOnce(queues) ? "plan_claim_once" : "plan_claim_each_time"));
         settings.Parameters.Add(new NpgsqlParameter<bool> { TypedValue = durable });

@@ -143,10 +143,10 @@ ORDER BY j.priority DESC, j.id;
 -- name: plan_claim_once
 -- Sent before fetch_jobs for all queues, one queue, or several merged (ClaimStatements.PlannedOnce),
 -- in the same implicit transaction, so only for that statement (NpgsqlConnector.FetchJobsAsync).
--- One generic plan for every call, and one that does
--- not depend on the statistics of the moment it was made: a plan made while the table was
--- empty (a worker started before the first defer) sorted a scan of the whole table, and was
--- kept as the table grew (123 ms per claim at a million jobs). Without sequential scans and
+-- One generic plan for every call, and one that does not depend on the statistics of the moment
+-- it was made: a plan made while the table was empty (a worker started before the first defer)
+-- sorted a scan of the whole table, and was kept as the table grew (123 ms per claim at a
+-- million jobs). Without sequential scans and
 -- sorts the planner has one sensible plan left: the priority index in order (for given queues,
 -- the index by queue, priority and id), the primary key for the claimed rows, the trace table's
 -- key for their trace context.
