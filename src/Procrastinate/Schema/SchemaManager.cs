@@ -91,6 +91,7 @@ public sealed class SchemaManager
         ("0003_dotnet_job_trace", "Procrastinate.Schema/Migrations/0003_dotnet_job_trace.sql"),
         ("0004_dotnet_pending_events", "Procrastinate.Schema/Migrations/0004_dotnet_pending_events.sql"),
         ("0005_dotnet_queue_claim_index", "Procrastinate.Schema/Migrations/0005_dotnet_queue_claim_index.sql"),
+        ("0006_dotnet_scheduled_index", "Procrastinate.Schema/Migrations/0006_dotnet_scheduled_index.sql"),
     ];
 
     /// <summary>The ledger row that marks a database converted to <see cref="SchemaLayout.Lean"/>.</summary>

@@ -72,11 +72,14 @@ public sealed class LayoutTests
             Assert.Equal(SchemaLayout.Compatible, (await app.Schema.CheckAsync()).Layout);
 
             Assert.True(await HasIndex(cs, "procrastinate_dotnet_jobs_queue_claim_idx"));
+            Assert.True(await HasIndex(cs, "procrastinate_dotnet_jobs_scheduled_idx"));
             var toLean = await app.Schema.ApplyAsync(SchemaLayout.Lean);
             Assert.True(toLean.LayoutChanged);
             Assert.False(toLean.InstalledBase);
-            // The compatible layout's queue index (migration 0005) gives way to the lean layout's.
+            // The compatible layout's queue and scheduled indexes (migrations 0005 and 0006) give
+            // way to the lean layout's.
             Assert.False(await HasIndex(cs, "procrastinate_dotnet_jobs_queue_claim_idx"));
+            Assert.False(await HasIndex(cs, "procrastinate_dotnet_jobs_scheduled_idx"));
             Assert.True(await HasIndex(cs, "procrastinate_jobs_queue_claim_idx_lean"));
             var during = await task.DeferAsync(new Defer.SumArgs(3, 4));
             // A worker that ran jobs and is gone: in the lean layout its ended jobs keep its id.
@@ -94,6 +97,7 @@ public sealed class LayoutTests
             // The dangling worker id was cleared so that the foreign key holds again.
             Assert.Null((await app.Jobs.GetAsync(during))!.WorkerId);
             Assert.True(await HasIndex(cs, "procrastinate_dotnet_jobs_queue_claim_idx"));
+            Assert.True(await HasIndex(cs, "procrastinate_dotnet_jobs_scheduled_idx"));
             Assert.False(await HasIndex(cs, "procrastinate_jobs_queue_claim_idx_lean"));
 
             // Exactly the contract's catalog again (COMPAT.md section 2).
@@ -312,7 +316,7 @@ public sealed class LayoutTests
                 CREATE INDEX procrastinate_jobs_priority_idx_v1 ON procrastinate_jobs (priority DESC, id ASC) WHERE status = 'todo';
                 CREATE INDEX procrastinate_jobs_queue_idx_lean ON procrastinate_jobs (queue_name, priority DESC, id) WHERE status = 'todo';
                 UPDATE {SchemaManager.LedgerTable} SET name = '{earlier}' WHERE name = '{SchemaManager.LeanTriggersMarker}';
-                DELETE FROM {SchemaManager.LedgerTable} WHERE name IN ('0004_dotnet_pending_events', '0005_dotnet_queue_claim_index');
+                DELETE FROM {SchemaManager.LedgerTable} WHERE name IN ('0004_dotnet_pending_events', '0005_dotnet_queue_claim_index', '0006_dotnet_scheduled_index');
                 DROP FUNCTION procrastinate_dotnet_pending_events(bigint[]);
                 DROP TRIGGER procrastinate_lean_jobs_started ON procrastinate_jobs;
                 DROP TRIGGER procrastinate_lean_jobs_deferred_now ON procrastinate_jobs;
@@ -327,18 +331,18 @@ public sealed class LayoutTests
                 await downgrade.ExecuteNonQueryAsync();
             var before = await app.Schema.CheckAsync();
             Assert.Empty(before.UnknownMigrations); // the earlier revision's marker is known
-            Assert.Equal(["0004_dotnet_pending_events", "0005_dotnet_queue_claim_index"], before.PendingMigrations);
+            Assert.Equal(["0004_dotnet_pending_events", "0005_dotnet_queue_claim_index", "0006_dotnet_scheduled_index"], before.PendingMigrations);
 
             var upgraded = await app.Schema.ApplyAsync();
-            Assert.Equal(["0004_dotnet_pending_events", "0005_dotnet_queue_claim_index", SchemaManager.LeanTriggersMarker], upgraded.AppliedMigrations);
+            Assert.Equal(["0004_dotnet_pending_events", "0005_dotnet_queue_claim_index", "0006_dotnet_scheduled_index", SchemaManager.LeanTriggersMarker], upgraded.AppliedMigrations);
             Assert.Equal(5L, await Scalar<long>(cs,
                 "SELECT count(*) FROM pg_attribute WHERE attrelid = 'procrastinate_jobs'::regclass AND attname LIKE 'dotnet_%' AND NOT attisdropped"));
             // The job scheduled for later is marked, without an event; the claim's indexes are the
-            // new ones (migration 0005 adds none to the lean layout, which has its own queue index).
+            // new ones (migrations 0005 and 0006 add none to the lean layout, which has its own).
             Assert.True(await Scalar<bool>(cs, $"SELECT dotnet_later FROM procrastinate_jobs WHERE id = {later}"));
             Assert.Equal(laterEvents, await Scalar<long>(cs, $"SELECT count(*) FROM procrastinate_events WHERE job_id = {later}"));
             Assert.Equal("procrastinate_jobs_claim_idx_lean,procrastinate_jobs_later_idx_lean,procrastinate_jobs_queue_claim_idx_lean", await Scalar<string>(cs,
-                "SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes WHERE tablename = 'procrastinate_jobs' AND indexname IN ('procrastinate_jobs_claim_idx_lean', 'procrastinate_jobs_queue_claim_idx_lean', 'procrastinate_jobs_later_idx_lean', 'procrastinate_jobs_priority_idx_v1', 'procrastinate_jobs_queue_idx_lean', 'procrastinate_dotnet_jobs_queue_claim_idx')"));
+                "SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes WHERE tablename = 'procrastinate_jobs' AND indexname IN ('procrastinate_jobs_claim_idx_lean', 'procrastinate_jobs_queue_claim_idx_lean', 'procrastinate_jobs_later_idx_lean', 'procrastinate_jobs_priority_idx_v1', 'procrastinate_jobs_queue_idx_lean', 'procrastinate_dotnet_jobs_queue_claim_idx', 'procrastinate_dotnet_jobs_scheduled_idx')"));
             Assert.Contains("dotnet_started_event_id", await Scalar<string>(cs,
                 "SELECT pg_get_functiondef('procrastinate_dotnet_pending_events'::regproc)"), StringComparison.Ordinal);
             Assert.Equal(SchemaLayout.Lean, upgraded.Layout);

@@ -90,11 +90,14 @@ public sealed class SchemaApplyTests
             Assert.True(result.RecordedExisting);
             Assert.Equal(before, await CatalogFingerprint(cs));
             Assert.Contains(SchemaManager.BaseVersion, await Ledger(cs));
-            // The .NET additions include the index of each queue's waiting jobs (migration 0005).
+            // The .NET additions include the index of each queue's waiting jobs (migration 0005)
+            // and the index of scheduled waiting jobs (migration 0006).
             await using (var ds = NpgsqlDataSource.Create(cs))
-            await using (var cmd = ds.CreateCommand("SELECT pg_get_indexdef('procrastinate_dotnet_jobs_queue_claim_idx'::regclass)"))
-                Assert.Equal("CREATE INDEX procrastinate_dotnet_jobs_queue_claim_idx ON public.procrastinate_jobs USING btree (queue_name, priority DESC, id) WHERE (status = 'todo'::procrastinate_job_status)",
-                    (string?)await cmd.ExecuteScalarAsync());
+            await using (var cmd = ds.CreateCommand("SELECT pg_get_indexdef('procrastinate_dotnet_jobs_queue_claim_idx'::regclass) || E'\\n' || pg_get_indexdef('procrastinate_dotnet_jobs_scheduled_idx'::regclass)"))
+                Assert.Equal("""
+                    CREATE INDEX procrastinate_dotnet_jobs_queue_claim_idx ON public.procrastinate_jobs USING btree (queue_name, priority DESC, id) WHERE (status = 'todo'::procrastinate_job_status)
+                    CREATE INDEX procrastinate_dotnet_jobs_scheduled_idx ON public.procrastinate_jobs USING btree (scheduled_at) WHERE ((status = 'todo'::procrastinate_job_status) AND (scheduled_at IS NOT NULL))
+                    """, (string?)await cmd.ExecuteScalarAsync());
 
             Assert.False((await app.Schema.ApplyAsync()).Changed);
         }

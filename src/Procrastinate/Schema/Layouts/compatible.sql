@@ -74,9 +74,11 @@ CREATE INDEX IF NOT EXISTS procrastinate_jobs_priority_idx_v1
     ON procrastinate_jobs (priority DESC, id ASC) WHERE status = 'todo'::procrastinate_job_status;
 CREATE INDEX procrastinate_jobs_id_lock_idx_v1
     ON procrastinate_jobs (id, lock) WHERE status = ANY (ARRAY['todo'::procrastinate_job_status, 'doing'::procrastinate_job_status]);
--- The .NET addition of migration 0005, which the lean layout replaces with its own.
+-- The .NET additions of migrations 0005 and 0006, which the lean layout replaces with its own.
 CREATE INDEX IF NOT EXISTS procrastinate_dotnet_jobs_queue_claim_idx
     ON procrastinate_jobs (queue_name, priority DESC, id) WHERE status = 'todo'::procrastinate_job_status;
+CREATE INDEX IF NOT EXISTS procrastinate_dotnet_jobs_scheduled_idx
+    ON procrastinate_jobs (scheduled_at) WHERE status = 'todo'::procrastinate_job_status AND scheduled_at IS NOT NULL;
 
 -- The lean layout lets ended jobs keep the id of a worker that is gone, and cascades by
 -- triggers: make the rows satisfy the foreign keys again before adding them.

@@ -364,6 +364,7 @@ CREATE INDEX IF NOT EXISTS procrastinate_jobs_later_idx_lean
     ON procrastinate_jobs (scheduled_at) WHERE status = 'todo' AND dotnet_later;
 DROP INDEX IF EXISTS procrastinate_jobs_priority_idx_v1;
 DROP INDEX IF EXISTS procrastinate_dotnet_jobs_queue_claim_idx; -- the compatible layout's (migration 0005)
+DROP INDEX IF EXISTS procrastinate_dotnet_jobs_scheduled_idx; -- the compatible layout's (migration 0006)
 DROP INDEX IF EXISTS procrastinate_jobs_queue_idx_lean;
 DROP INDEX IF EXISTS procrastinate_jobs_scheduled_idx_lean;
 
