@@ -198,11 +198,20 @@ public sealed class NpgsqlConnector : Connector
     internal const int CopyDeferThreshold = 1_000;
 
     /// <summary>
-    /// A large batch: ids reserved from the job sequence in input order, then the rows streamed
-    /// with binary COPY (cheaper per row than INSERT from arrays, and PostgreSQL inserts while the
-    /// client is still sending). COPY is one statement: the batch is all or nothing, fires the
-    /// same triggers, and a queueing-lock conflict fails it as the INSERT would.
+    /// A large batch: the rows streamed with binary COPY (cheaper per row than INSERT from
+    /// arrays, and PostgreSQL inserts while the client is still sending). COPY is one statement:
+    /// the batch is all or nothing, fires the same triggers, and a queueing-lock conflict fails
+    /// it as the INSERT would.
     /// </summary>
+    /// <remarks>
+    /// COPY returns no ids. The rows take theirs from the column default, the job sequence, in
+    /// input order; the batch reads the sequence once before (a value it leaves unused) and once
+    /// after (<c>currval</c>, the last id this session drew), in one transaction with the COPY.
+    /// When nothing else drew from the sequence in between, the ids are the values in between;
+    /// otherwise they are the rows in that range that this COPY wrote (same <c>xmin</c>), read in
+    /// the same transaction, before any worker can see them. Without a caller's transaction the
+    /// batch takes one of its own.
+    /// </remarks>
     private async ValueTask<long[]> DeferByCopyAsync(IReadOnlyList<JobToDefer> jobs, TraceContext? trace, DbTarget target, bool async, CancellationToken cancellationToken)
     {
         var n = jobs.Count;
@@ -210,64 +219,25 @@ public sealed class NpgsqlConnector : Connector
         NpgsqlTransaction? ownTransaction = null;
         try
         {
-            var ids = new long[n];
-            await using (var reserve = new NpgsqlCommand(SqlQueries.Get("reserve_job_ids"), connection, transaction))
-            {
-                reserve.Parameters.Add(new NpgsqlParameter<int> { TypedValue = n });
-                await using var reader = async ? await reserve.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false) : reserve.ExecuteReader();
-                var count = 0;
-                while (async ? await reader.ReadAsync(cancellationToken).ConfigureAwait(false) : reader.Read())
-                    ids[count++] = reader.GetInt64(0);
-                if (count != n)
-                    throw new InvalidOperationException($"Reserved {count} job ids for {n} jobs.");
-            }
-            Array.Sort(ids);
-            // The trace rows must commit with the jobs: on a pooled connection of ours, take a
-            // transaction; a caller's connection stays in whatever transaction the caller has.
-            if (trace is not null && owned)
+            if (transaction is null)
                 ownTransaction = async ? await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false) : connection.BeginTransaction();
+            var before = await JobSequenceAsync("job_id_before_copy", connection, transaction ?? ownTransaction, async, cancellationToken).ConfigureAwait(false);
             try
             {
-                await using (var importer = async
+                await using var importer = async
                     ? await connection.BeginBinaryImportAsync(CopyJobsSql, cancellationToken).ConfigureAwait(false)
-                    : connection.BeginBinaryImport(CopyJobsSql))
+                    : connection.BeginBinaryImport(CopyJobsSql);
+                if (async)
                 {
                     for (var i = 0; i < n; i++)
-                    {
-                        var j = jobs[i];
-                        if (async)
-                        {
-                            await importer.StartRowAsync(cancellationToken).ConfigureAwait(false);
-                            await importer.WriteAsync(ids[i], NpgsqlDbType.Bigint, cancellationToken).ConfigureAwait(false);
-                            await importer.WriteAsync(j.Queue, NpgsqlDbType.Varchar, cancellationToken).ConfigureAwait(false);
-                            await importer.WriteAsync(j.TaskName, NpgsqlDbType.Varchar, cancellationToken).ConfigureAwait(false);
-                            await importer.WriteAsync(j.Priority, NpgsqlDbType.Integer, cancellationToken).ConfigureAwait(false);
-                            await WriteNullableAsync(importer, j.Lock, NpgsqlDbType.Text, cancellationToken).ConfigureAwait(false);
-                            await WriteNullableAsync(importer, j.QueueingLock, NpgsqlDbType.Text, cancellationToken).ConfigureAwait(false);
-                            await importer.WriteAsync(j.ArgsJson, NpgsqlDbType.Jsonb, cancellationToken).ConfigureAwait(false);
-                            if (j.ScheduledAt is { } at)
-                                await importer.WriteAsync(at.UtcDateTime, NpgsqlDbType.TimestampTz, cancellationToken).ConfigureAwait(false);
-                            else
-                                await importer.WriteNullAsync(cancellationToken).ConfigureAwait(false);
-                        }
-                        else
-                        {
-                            importer.StartRow();
-                            importer.Write(ids[i], NpgsqlDbType.Bigint);
-                            importer.Write(j.Queue, NpgsqlDbType.Varchar);
-                            importer.Write(j.TaskName, NpgsqlDbType.Varchar);
-                            importer.Write(j.Priority, NpgsqlDbType.Integer);
-                            if (j.Lock is null) importer.WriteNull(); else importer.Write(j.Lock, NpgsqlDbType.Text);
-                            if (j.QueueingLock is null) importer.WriteNull(); else importer.Write(j.QueueingLock, NpgsqlDbType.Text);
-                            importer.Write(j.ArgsJson, NpgsqlDbType.Jsonb);
-                            if (j.ScheduledAt is { } at)
-                                importer.Write(at.UtcDateTime, NpgsqlDbType.TimestampTz);
-                            else
-                                importer.WriteNull();
-                        }
-                    }
-                    if (async) await importer.CompleteAsync(cancellationToken).ConfigureAwait(false);
-                    else importer.Complete();
+                        await WriteRowAsync(importer, jobs[i], cancellationToken).ConfigureAwait(false);
+                    await importer.CompleteAsync(cancellationToken).ConfigureAwait(false);
+                }
+                else
+                {
+                    for (var i = 0; i < n; i++)
+                        WriteRow(importer, jobs[i]);
+                    importer.Complete();
                 }
             }
             catch (PostgresException e) when (IsQueueingLockConflict(e))
@@ -279,6 +249,7 @@ public sealed class NpgsqlConnector : Connector
                 }
                 throw await TranslateConflict(e, jobs, target, async, cancellationToken).ConfigureAwait(false);
             }
+            var ids = await CopiedJobIdsAsync(connection, transaction ?? ownTransaction, before, n, async, cancellationToken).ConfigureAwait(false);
             if (trace is { } t)
             {
                 await using var traced = new NpgsqlCommand(SqlQueries.Get("record_job_traces"), connection, transaction ?? ownTransaction);
@@ -307,8 +278,73 @@ public sealed class NpgsqlConnector : Connector
         }
     }
 
+    private static async ValueTask<long> JobSequenceAsync(string query, NpgsqlConnection connection, NpgsqlTransaction? transaction, bool async, CancellationToken cancellationToken)
+    {
+        await using var cmd = new NpgsqlCommand(SqlQueries.Get(query), connection, transaction);
+        var value = async ? await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) : cmd.ExecuteScalar();
+        return (long)value!;
+    }
+
+    /// <summary>The ids a COPY without ids gave its rows, in input order (see <see cref="DeferByCopyAsync"/>).</summary>
+    private static async ValueTask<long[]> CopiedJobIdsAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, long before, int n, bool async, CancellationToken cancellationToken)
+    {
+        var last = await JobSequenceAsync("job_id_after_copy", connection, transaction, async, cancellationToken).ConfigureAwait(false);
+        var ids = new long[n];
+        if (last - before == n)
+        {
+            // Nothing else drew from the sequence meanwhile: the ids are before+1 .. last.
+            for (var i = 0; i < n; i++)
+                ids[i] = before + 1 + i;
+            return ids;
+        }
+        await using var cmd = new NpgsqlCommand(SqlQueries.Get("copied_job_ids"), connection, transaction);
+        cmd.Parameters.Add(new NpgsqlParameter<long> { TypedValue = before });
+        cmd.Parameters.Add(new NpgsqlParameter<long> { TypedValue = last });
+        await using var reader = async ? await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false) : cmd.ExecuteReader();
+        var count = 0;
+        while (async ? await reader.ReadAsync(cancellationToken).ConfigureAwait(false) : reader.Read())
+        {
+            if (count == n)
+                throw new InvalidOperationException($"Copied {n} jobs but found more rows of this batch between ids {before} and {last}.");
+            ids[count++] = reader.GetInt64(0);
+        }
+        if (count != n)
+            throw new InvalidOperationException($"Copied {n} jobs but found {count} rows of this batch between ids {before} and {last}.");
+        return ids;
+    }
+
+    private static async ValueTask WriteRowAsync(NpgsqlBinaryImporter importer, JobToDefer j, CancellationToken cancellationToken)
+    {
+        await importer.StartRowAsync(cancellationToken).ConfigureAwait(false);
+        await importer.WriteAsync(j.Queue, NpgsqlDbType.Varchar, cancellationToken).ConfigureAwait(false);
+        await importer.WriteAsync(j.TaskName, NpgsqlDbType.Varchar, cancellationToken).ConfigureAwait(false);
+        await importer.WriteAsync(j.Priority, NpgsqlDbType.Integer, cancellationToken).ConfigureAwait(false);
+        await WriteNullableAsync(importer, j.Lock, NpgsqlDbType.Text, cancellationToken).ConfigureAwait(false);
+        await WriteNullableAsync(importer, j.QueueingLock, NpgsqlDbType.Text, cancellationToken).ConfigureAwait(false);
+        await importer.WriteAsync(j.ArgsJson, NpgsqlDbType.Jsonb, cancellationToken).ConfigureAwait(false);
+        if (j.ScheduledAt is { } at)
+            await importer.WriteAsync(at.UtcDateTime, NpgsqlDbType.TimestampTz, cancellationToken).ConfigureAwait(false);
+        else
+            await importer.WriteNullAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private static void WriteRow(NpgsqlBinaryImporter importer, JobToDefer j)
+    {
+        importer.StartRow();
+        importer.Write(j.Queue, NpgsqlDbType.Varchar);
+        importer.Write(j.TaskName, NpgsqlDbType.Varchar);
+        importer.Write(j.Priority, NpgsqlDbType.Integer);
+        if (j.Lock is null) importer.WriteNull(); else importer.Write(j.Lock, NpgsqlDbType.Text);
+        if (j.QueueingLock is null) importer.WriteNull(); else importer.Write(j.QueueingLock, NpgsqlDbType.Text);
+        importer.Write(j.ArgsJson, NpgsqlDbType.Jsonb);
+        if (j.ScheduledAt is { } at)
+            importer.Write(at.UtcDateTime, NpgsqlDbType.TimestampTz);
+        else
+            importer.WriteNull();
+    }
+
     private const string CopyJobsSql =
-        "COPY procrastinate_jobs (id, queue_name, task_name, priority, lock, queueing_lock, args, scheduled_at) FROM STDIN (FORMAT BINARY)";
+        "COPY procrastinate_jobs (queue_name, task_name, priority, lock, queueing_lock, args, scheduled_at) FROM STDIN (FORMAT BINARY)";
 
     private static async ValueTask WriteNullableAsync(NpgsqlBinaryImporter importer, string? value, NpgsqlDbType type, CancellationToken cancellationToken)
     {

@@ -1,3 +1,4 @@
+using Npgsql;
 using System.Diagnostics;
 using Procrastinate.Tests.Infrastructure;
 
@@ -45,6 +46,68 @@ public abstract class LargeBatchDeferTests(DatabaseFixture db) : IAsyncLifetime
         // The triggers ran for every row: a 'scheduled' and a 'deferred' event each.
         Assert.Equal(2L * Size, await db.ScalarAsync<long>("SELECT count(*) FROM procrastinate_events WHERE job_id = ANY($1)", ids.ToArray()));
         Assert.Equal([JobEventType.Scheduled, JobEventType.Deferred], (await app.Jobs.ListEventsAsync(ids[^1])).Select(e => e.Type!.Value));
+    }
+
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(true, true)]
+    public async Task A_job_deferred_elsewhere_while_a_large_batch_is_copied_is_not_among_its_ids(bool async, bool inCallersTransaction)
+    {
+        // The COPY draws its ids from the sequence as it goes: a row another session inserts
+        // meanwhile takes an id inside the batch's range. A test-only trigger makes the COPY wait
+        // at its 11th row for an advisory lock the test holds, so that the other insert lands there.
+        await db.ExecAsync("""
+            CREATE FUNCTION test_pause_large_batch() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.task_name = 'large_interleaved' AND (NEW.args->>'a')::int = 10 THEN
+                    PERFORM pg_advisory_xact_lock(73217321);
+                END IF;
+                RETURN NEW;
+            END $$;
+            CREATE TRIGGER test_pause_large_batch BEFORE INSERT ON procrastinate_jobs
+                FOR EACH ROW EXECUTE FUNCTION test_pause_large_batch();
+            """);
+        try
+        {
+            await using var app = db.CreateApp();
+            var task = app.Task<SumArgs>("large_interleaved", _ => { });
+            var args = Enumerable.Range(0, Size).Select(i => new SumArgs(i, i)).ToList();
+            await using var holder = await db.DataSource.OpenConnectionAsync();
+            await using (var hold = new NpgsqlCommand("SELECT pg_advisory_lock(73217321)", holder))
+                await hold.ExecuteNonQueryAsync();
+            await using var connection = await db.DataSource.OpenConnectionAsync();
+            await using var tx = inCallersTransaction ? await connection.BeginTransactionAsync() : null;
+            var batch = Task.Run(async () => tx is not null
+                ? await task.DeferManyAsync(args, tx)
+                : async ? await task.DeferManyAsync(args) : task.DeferMany(args));
+
+            var waiting = false;
+            for (var i = 0; i < 400 && !waiting; i++)
+            {
+                waiting = await db.ScalarAsync<long>(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'advisory' AND query LIKE 'COPY procrastinate_jobs%'") == 1;
+                if (!waiting) await Task.Delay(25);
+            }
+            Assert.True(waiting, "the COPY did not reach the test's lock");
+            var other = await db.ScalarAsync<long>(
+                "INSERT INTO procrastinate_jobs (queue_name, task_name, args) VALUES ('default', 'other', '{}') RETURNING id");
+            await using (var release = new NpgsqlCommand("SELECT pg_advisory_unlock(73217321)", holder))
+                await release.ExecuteNonQueryAsync();
+            var ids = await batch;
+            if (tx is not null) await tx.CommitAsync();
+
+            Assert.Equal(Size, ids.Count);
+            Assert.InRange(other, ids[0], ids[^1]);
+            Assert.DoesNotContain(other, ids);
+            Assert.Equal(ids.Order(), ids);
+            var rows = await db.QueryAsync("SELECT id, (args->>'a')::int AS a FROM procrastinate_jobs WHERE id = ANY($1) ORDER BY id", ids.ToArray());
+            Assert.Equal(Enumerable.Range(0, Size), rows.Select(r => (int)r["a"]!));
+        }
+        finally
+        {
+            await db.ExecAsync("DROP TRIGGER test_pause_large_batch ON procrastinate_jobs; DROP FUNCTION test_pause_large_batch()");
+        }
     }
 
     [Fact]

@@ -21,10 +21,22 @@ traced AS (
 )
 SELECT id FROM inserted;
 
--- name: reserve_job_ids
--- Ids for a large batch defer by COPY (NpgsqlConnector.DeferByCopyAsync), drawn from the job
--- table's own sequence, as the column default would.
-SELECT nextval('procrastinate_jobs_id_seq') FROM generate_series(1, $1);
+-- name: job_id_before_copy
+-- A large batch defer by COPY (NpgsqlConnector.DeferByCopyAsync) takes no ids itself: its rows
+-- draw theirs from the column default. This value, left unused, is below all of them.
+SELECT nextval('procrastinate_jobs_id_seq');
+
+-- name: job_id_after_copy
+-- The last id this session drew: the COPY's last row.
+SELECT currval('procrastinate_jobs_id_seq');
+
+-- name: copied_job_ids
+-- When other sessions drew ids while the COPY ran: the rows between the two values that the
+-- COPY wrote, known by their inserting transaction (the same as the last row's). Read in the
+-- COPY's transaction, before anyone else can see or change them.
+SELECT id FROM procrastinate_jobs
+WHERE id > $1 AND id <= $2 AND xmin = (SELECT xmin FROM procrastinate_jobs WHERE id = $2)
+ORDER BY id;
 
 -- name: record_job_traces
 INSERT INTO procrastinate_dotnet_job_trace (job_id, traceparent, tracestate)
