@@ -27,6 +27,23 @@ public sealed class NpgsqlConnector : Connector
     private NpgsqlDataSource? _dataSource;
     private bool _disposed;
     private readonly LeanColumns _leanColumns = new();
+    private DeferNotifier? _notifier;
+    private int _defersInFlight;
+
+    /// <summary>Sends the notifications of quiet defers after their commit (see <see cref="QuietDeferAsync"/>).</summary>
+    internal DeferNotifier Notifier
+    {
+        get
+        {
+            if (_notifier is { } notifier)
+                return notifier;
+            Interlocked.CompareExchange(ref _notifier, new DeferNotifier(ct => DataSource.OpenConnectionAsync(ct)), null);
+            return _notifier;
+        }
+    }
+
+    /// <summary>For tests: every defer on a connection of the connector's own is quiet on the lean layout.</summary>
+    internal bool AlwaysQuietDefers { get; set; }
 
     /// <summary>Configured from the environment (<c>PROCRASTINATE_DATABASE_URL</c>, then <c>PG*</c>).</summary>
     public NpgsqlConnector()
@@ -155,9 +172,15 @@ public sealed class NpgsqlConnector : Connector
         }
 
         var (connection, transaction, owned) = await Acquire(target, async, cancellationToken).ConfigureAwait(false);
+        if (owned)
+            Interlocked.Increment(ref _defersInFlight);
         try
         {
-            await using var cmd = new NpgsqlCommand(SqlQueries.Get("defer_jobs"), connection, transaction);
+            var quiet = owned && await QuietDeferAsync(connection, async, cancellationToken).ConfigureAwait(false);
+            await using var batch = new NpgsqlBatch(connection, transaction);
+            if (quiet)
+                batch.BatchCommands.Add(new NpgsqlBatchCommand(DeferNotifier.QuietSetting));
+            var cmd = new NpgsqlBatchCommand(SqlQueries.Get("defer_jobs"));
             cmd.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = queues });
             cmd.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = tasks });
             cmd.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = priorities });
@@ -167,13 +190,16 @@ public sealed class NpgsqlConnector : Connector
             cmd.Parameters.Add(new NpgsqlParameter<DateTime?[]> { TypedValue = scheduled, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz });
             cmd.Parameters.Add(Nullable(trace?.TraceParent, NpgsqlDbType.Text));
             cmd.Parameters.Add(Nullable(trace?.TraceState, NpgsqlDbType.Text));
+            batch.BatchCommands.Add(cmd);
             var ids = new long[n];
             var count = 0;
             try
             {
                 await using var reader = async
-                    ? await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false)
-                    : cmd.ExecuteReader();
+                    ? await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false)
+                    : batch.ExecuteReader();
+                if (quiet && !(async ? await reader.NextResultAsync(cancellationToken).ConfigureAwait(false) : reader.NextResult()))
+                    throw new InvalidOperationException("The defer's insert returned no result.");
                 while (async ? await reader.ReadAsync(cancellationToken).ConfigureAwait(false) : reader.Read())
                     ids[count++] = reader.GetInt64(0);
             }
@@ -185,12 +211,20 @@ public sealed class NpgsqlConnector : Connector
                 throw new InvalidOperationException($"Deferred {n} jobs but the database returned {count} ids.");
             // Ids are drawn from the sequence in insertion order, which is the input order.
             Array.Sort(ids);
+            if (quiet)
+            {
+                for (var i = 0; i < n; i++)
+                    Notifier.Post(jobs[i].Queue, ids[i]);
+            }
             return ids;
         }
         finally
         {
             if (owned)
+            {
+                Interlocked.Decrement(ref _defersInFlight);
                 await Release(connection, async).ConfigureAwait(false);
+            }
         }
     }
 
@@ -357,36 +391,85 @@ public sealed class NpgsqlConnector : Connector
     private async ValueTask<long> DeferOneAsync(JobToDefer job, TraceContext? trace, DbTarget target, bool async, CancellationToken cancellationToken)
     {
         var (connection, transaction, owned) = await Acquire(target, async, cancellationToken).ConfigureAwait(false);
+        if (owned)
+            Interlocked.Increment(ref _defersInFlight);
         try
         {
-            await using var cmd = new NpgsqlCommand(SqlQueries.Get(trace is null ? "defer_job" : "defer_job_traced"), connection, transaction);
-            cmd.Parameters.Add(new NpgsqlParameter<string> { TypedValue = job.Queue });
-            cmd.Parameters.Add(new NpgsqlParameter<string> { TypedValue = job.TaskName });
-            cmd.Parameters.Add(new NpgsqlParameter<int> { TypedValue = job.Priority });
-            cmd.Parameters.Add(Nullable(job.Lock, NpgsqlDbType.Text));
-            cmd.Parameters.Add(Nullable(job.QueueingLock, NpgsqlDbType.Text));
-            cmd.Parameters.Add(new NpgsqlParameter<string> { TypedValue = job.ArgsJson, NpgsqlDbType = NpgsqlDbType.Jsonb });
-            cmd.Parameters.Add(Nullable(job.ScheduledAt?.UtcDateTime, NpgsqlDbType.TimestampTz));
+            var quiet = owned && await QuietDeferAsync(connection, async, cancellationToken).ConfigureAwait(false);
+            var sql = SqlQueries.Get(trace is null ? "defer_job" : "defer_job_traced");
+            // A quiet defer sends the setting first, in the same round trip and implicit
+            // transaction; a lone one, the insert alone.
+            await using var batch = quiet ? new NpgsqlBatch(connection, transaction) : null;
+            await using var command = quiet ? null : new NpgsqlCommand(sql, connection, transaction);
+            NpgsqlParameterCollection parameters;
+            if (batch is not null)
+            {
+                batch.BatchCommands.Add(new NpgsqlBatchCommand(DeferNotifier.QuietSetting));
+                var insert = new NpgsqlBatchCommand(sql);
+                batch.BatchCommands.Add(insert);
+                parameters = insert.Parameters;
+            }
+            else
+                parameters = command!.Parameters;
+            parameters.Add(new NpgsqlParameter<string> { TypedValue = job.Queue });
+            parameters.Add(new NpgsqlParameter<string> { TypedValue = job.TaskName });
+            parameters.Add(new NpgsqlParameter<int> { TypedValue = job.Priority });
+            parameters.Add(Nullable(job.Lock, NpgsqlDbType.Text));
+            parameters.Add(Nullable(job.QueueingLock, NpgsqlDbType.Text));
+            parameters.Add(new NpgsqlParameter<string> { TypedValue = job.ArgsJson, NpgsqlDbType = NpgsqlDbType.Jsonb });
+            parameters.Add(Nullable(job.ScheduledAt?.UtcDateTime, NpgsqlDbType.TimestampTz));
             if (trace is { } t)
             {
-                cmd.Parameters.Add(new NpgsqlParameter<string> { TypedValue = t.TraceParent });
-                cmd.Parameters.Add(Nullable(t.TraceState, NpgsqlDbType.Text));
+                parameters.Add(new NpgsqlParameter<string> { TypedValue = t.TraceParent });
+                parameters.Add(Nullable(t.TraceState, NpgsqlDbType.Text));
             }
+            long id;
             try
             {
-                var id = async ? await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) : cmd.ExecuteScalar();
-                return (long)id!;
+                if (command is not null)
+                    id = (long)(async ? await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) : command.ExecuteScalar())!;
+                else
+                {
+                    await using var reader = async
+                        ? await batch!.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false)
+                        : batch!.ExecuteReader();
+                    if (!(async ? await reader.NextResultAsync(cancellationToken).ConfigureAwait(false) : reader.NextResult())
+                        || !(async ? await reader.ReadAsync(cancellationToken).ConfigureAwait(false) : reader.Read()))
+                        throw new InvalidOperationException("The defer's insert returned no id.");
+                    id = reader.GetInt64(0);
+                }
             }
             catch (PostgresException e) when (IsQueueingLockConflict(e))
             {
                 throw await TranslateConflict(e, [job], target, async, cancellationToken).ConfigureAwait(false);
             }
+            if (quiet)
+                Notifier.Post(job.Queue, id);
+            return id;
         }
         finally
         {
             if (owned)
+            {
+                Interlocked.Decrement(ref _defersInFlight);
                 await Release(connection, async).ConfigureAwait(false);
+            }
         }
+    }
+
+    /// <summary>
+    /// Whether a defer on a connection of the connector's own (its statement commits on its own)
+    /// leaves its notification to <see cref="Notifier"/>: on the lean layout, when another defer
+    /// of this connector is on its way (<see cref="DeferNotifier"/> says why). The count includes
+    /// this defer. A sync defer uses the layout last seen and does not look it up.
+    /// </summary>
+    private async ValueTask<bool> QuietDeferAsync(NpgsqlConnection connection, bool async, CancellationToken cancellationToken)
+    {
+        if (!AlwaysQuietDefers && Volatile.Read(ref _defersInFlight) < 2)
+            return false;
+        return async
+            ? await _leanColumns.HaveThemAsync(connection, cancellationToken).ConfigureAwait(false)
+            : _leanColumns.LastSeen == true;
     }
 
     internal override async ValueTask<(long? Id, bool Inserted)> DeferJobOrGetExistingAsync(JobToDefer job, TraceContext? trace, DbTarget target, bool async, CancellationToken cancellationToken)
@@ -1018,6 +1101,8 @@ public sealed class NpgsqlConnector : Connector
         if (!_disposed)
         {
             _disposed = true;
+            if (_notifier is { } notifier)
+                await notifier.FlushAsync().ConfigureAwait(false);
             if (_ownsDataSource && _dataSource is not null)
                 await _dataSource.DisposeAsync().ConfigureAwait(false);
         }

@@ -101,22 +101,24 @@ public sealed class SchemaManager
     /// The ledger row that marks a lean database whose event-writing trigger functions are the
     /// current ones (<c>Layouts/lean_triggers.sql</c>); a database converted by an earlier version
     /// has working but slower ones, which <see cref="Apply()"/> replaces. Revision 5 keeps the jobs
-    /// scheduled for later out of the claim's indexes.
+    /// scheduled for later out of the claim's indexes; revision 6 lets a defer send its
+    /// notification after its commit (<see cref="Internal.DeferNotifier"/>).
     /// </summary>
-    public const string LeanTriggersMarker = "dotnet_layout_lean_triggers_5";
+    public const string LeanTriggersMarker = "dotnet_layout_lean_triggers_6";
 
     /// <summary>What the marker of the current trigger functions says in the ledger.</summary>
-    private const string LeanTriggersNote = "lean trigger functions, revision 5";
+    private const string LeanTriggersNote = "lean trigger functions, revision 6";
 
     /// <summary>
     /// Markers of earlier revisions of the lean trigger functions: known (a database carrying one
     /// is not newer than this version), and replaced by <see cref="LeanTriggersMarker"/> on apply.
     /// Revision 2 had plans that could go quadratic in a session whose first update was small;
     /// revisions 2 and 3 wrote a job's 'deferred' and 'started' events in the defer and the claim;
-    /// revisions 2 to 4 kept the jobs scheduled for later in the claim's indexes.
+    /// revisions 2 to 4 kept the jobs scheduled for later in the claim's indexes; revisions 2 to 5
+    /// notified in every defer's transaction.
     /// </summary>
     private static readonly string[] EarlierLeanTriggersMarkers =
-        ["dotnet_layout_lean_triggers_2", "dotnet_layout_lean_triggers_3", "dotnet_layout_lean_triggers_4"];
+        ["dotnet_layout_lean_triggers_2", "dotnet_layout_lean_triggers_3", "dotnet_layout_lean_triggers_4", "dotnet_layout_lean_triggers_5"];
 
     private readonly App _app;
 

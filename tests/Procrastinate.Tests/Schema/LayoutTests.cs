@@ -289,6 +289,7 @@ public sealed class LayoutTests
     [InlineData("dotnet_layout_lean_triggers_2")]
     [InlineData("dotnet_layout_lean_triggers_3")]
     [InlineData("dotnet_layout_lean_triggers_4")]
+    [InlineData("dotnet_layout_lean_triggers_5")]
     public async Task Applying_the_schema_brings_the_trigger_functions_of_an_earlier_lean_conversion_up_to_date(string earlier)
     {
         var cs = await TestCluster.CreateDatabaseAsync("lean_upgrade", withSchema: true);
@@ -327,6 +328,7 @@ public sealed class LayoutTests
                     DROP COLUMN dotnet_deferred_event_id, DROP COLUMN dotnet_deferred_at;
                 CREATE OR REPLACE FUNCTION procrastinate_lean_jobs_updated() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END; $$;
                 CREATE OR REPLACE FUNCTION procrastinate_lean_jobs_deleted() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END; $$;
+                CREATE OR REPLACE FUNCTION procrastinate_lean_jobs_inserted() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END; $$;
                 """))
                 await downgrade.ExecuteNonQueryAsync();
             var before = await app.Schema.CheckAsync();
@@ -351,6 +353,8 @@ public sealed class LayoutTests
                 "SELECT pg_get_functiondef('procrastinate_lean_jobs_updated'::regproc)"), StringComparison.Ordinal);
             Assert.Contains("ARRAY(SELECT id FROM old_rows)", await Scalar<string>(cs,
                 "SELECT pg_get_functiondef('procrastinate_lean_jobs_deleted'::regproc)"), StringComparison.Ordinal);
+            Assert.Contains("procrastinate.dotnet_notify", await Scalar<string>(cs,
+                "SELECT pg_get_functiondef('procrastinate_lean_jobs_inserted'::regproc)"), StringComparison.Ordinal);
             Assert.Equal(SchemaManager.LeanTriggersMarker, await Scalar<string>(cs,
                 $"SELECT string_agg(name, ',') FROM {SchemaManager.LedgerTable} WHERE name LIKE 'dotnet_layout_lean_triggers%'"));
             Assert.False((await app.Schema.ApplyAsync()).Changed);

@@ -87,6 +87,9 @@ internal sealed class LeanColumns
 
     public void Forget() => _has = null;
 
+    /// <summary>The last answer, however old, or null before the first look (or after <see cref="Forget"/>).</summary>
+    public bool? LastSeen => _has?.Value;
+
     /// <summary><paramref name="statement"/> with <paramref name="addition"/> right after its only <paramref name="anchor"/>.</summary>
     internal static string Extend(string statement, string anchor, string addition) =>
         SqlQueries.ReplaceOnce(statement, anchor, anchor + addition);

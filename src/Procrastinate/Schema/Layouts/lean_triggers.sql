@@ -1,10 +1,11 @@
 -- Procrastinate for .NET: the event-writing trigger functions of the lean layout (lean.sql),
 -- the job columns and row triggers that keep a job's waiting events, and the mark that keeps
--- jobs scheduled for later out of the claim's indexes (revision 5, at the end).
+-- jobs scheduled for later out of the claim's indexes (revision 5, at the end). Revision 6: the
+-- insert function leaves the notification to a client that says it sends it after its commit.
 --
 -- Run by SchemaManager before lean.sql when a database is converted to the lean layout, and
 -- alone on a database converted by an earlier version, which had slower bodies of the same
--- functions and wrote every event at once (ledger row dotnet_layout_lean_triggers_5 marks the
+-- functions and wrote every event at once (ledger row dotnet_layout_lean_triggers_6 marks the
 -- current ones). The insert and update functions write the events the compatible layout's
 -- per-row triggers write, for a whole statement at once; the delete functions do the cascades
 -- of its foreign keys.
@@ -149,10 +150,14 @@ BEGIN
         WHERE n.status = 'todo'::procrastinate_job_status AND n.dotnet_deferred_event_id IS NULL AND e.type IS NOT NULL;
     END IF;
 
-    -- One wake-up per queue and statement (the payload names the queue's first new job).
-    PERFORM pg_notify(c.channel, json_build_object('type', 'job_inserted', 'job_id', q.id)::text)
-    FROM (SELECT queue_name, min(id) AS id FROM new_rows WHERE status = 'todo' GROUP BY queue_name) AS q
-    CROSS JOIN LATERAL (VALUES ('procrastinate_queue_v1#' || q.queue_name), ('procrastinate_any_queue_v1')) AS c(channel);
+    -- One wake-up per queue and statement (the payload names the queue's first new job), unless
+    -- the transaction says that its client sends them after its commit (.NET's DeferNotifier:
+    -- a transaction that notifies commits only after the one before it has flushed).
+    IF current_setting('procrastinate.dotnet_notify', true) IS DISTINCT FROM 'after_commit' THEN
+        PERFORM pg_notify(c.channel, json_build_object('type', 'job_inserted', 'job_id', q.id)::text)
+        FROM (SELECT queue_name, min(id) AS id FROM new_rows WHERE status = 'todo' GROUP BY queue_name) AS q
+        CROSS JOIN LATERAL (VALUES ('procrastinate_queue_v1#' || q.queue_name), ('procrastinate_any_queue_v1')) AS c(channel);
+    END IF;
     RETURN NULL;
 END;
 $$;
