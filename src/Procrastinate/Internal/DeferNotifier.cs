@@ -89,7 +89,7 @@ internal sealed class DeferNotifier(Func<CancellationToken, ValueTask<NpgsqlConn
                 await cmd.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
                 Interlocked.Increment(ref _sent);
             }
-            catch (Exception e) when (e is NpgsqlException or InvalidOperationException or ObjectDisposedException)
+            catch (Exception e) // best effort whatever the error: the loop must go on, and end, for later defers
             {
                 LastError = e;
                 Interlocked.Increment(ref _failures);
